@@ -1,0 +1,212 @@
+// Package dnstest is a small authoritative DNS server on loopback, built on
+// miekg/dns, for tests and the lab: it serves records given in zone-file form
+// over UDP and TCP, answers NXDOMAIN below its zones and NODATA for names
+// that exist, can drop queries for chosen names (so resolvers time out),
+// chases CNAMEs within its own data like a recursive resolver would, and
+// counts the queries it receives.
+package dnstest
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Server serves a set of records. Records may be added while it runs.
+type Server struct {
+	Addr string // "127.0.0.1:port", the same port for UDP and TCP
+	// Latency delays every answer (to model slow upstreams).
+	Latency time.Duration
+
+	mu      sync.RWMutex
+	rrs     map[string][]dns.RR // owner (canonical) → records
+	names   map[string]bool     // owners and their ancestors that exist (empty non-terminals)
+	zones   []string            // apexes (canonical) we are authoritative for
+	drop    map[string]bool     // owners whose queries get no answer
+	queries atomic.Int64
+	udp     *dns.Server
+	tcp     *dns.Server
+}
+
+// Start listens on 127.0.0.1 (a random port) and serves zones. Records are
+// RFC 1035 presentation lines with absolute owner names.
+func Start(zones []string, records ...string) (*Server, error) {
+	s := &Server{rrs: map[string][]dns.RR{}, names: map[string]bool{}, drop: map[string]bool{}}
+	for _, z := range zones {
+		s.zones = append(s.zones, dns.CanonicalName(z))
+	}
+	if err := s.Add(records...); err != nil {
+		return nil, err
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("dnstest: listen udp: %w", err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("dnstest: listen tcp: %w", err)
+	}
+	s.Addr = pc.LocalAddr().String()
+	s.udp = &dns.Server{PacketConn: pc, Handler: s, UDPSize: 65535}
+	s.tcp = &dns.Server{Listener: l, Handler: s}
+	up := make(chan struct{}, 2)
+	s.udp.NotifyStartedFunc = func() { up <- struct{}{} }
+	s.tcp.NotifyStartedFunc = func() { up <- struct{}{} }
+	go s.udp.ActivateAndServe()
+	go s.tcp.ActivateAndServe()
+	<-up
+	<-up
+	return s, nil
+}
+
+// Add parses and adds records.
+func (s *Server) Add(records ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, line := range records {
+		rr, err := dns.NewRR(line)
+		if err != nil {
+			return fmt.Errorf("dnstest: record %q: %w", line, err)
+		}
+		if rr == nil {
+			continue
+		}
+		owner := dns.CanonicalName(rr.Header().Name)
+		rr.Header().Name = owner
+		s.rrs[owner] = append(s.rrs[owner], rr)
+		for n := owner; ; {
+			s.names[n] = true
+			i, end := dns.NextLabel(n, 0)
+			if end {
+				break
+			}
+			n = n[i:]
+		}
+	}
+	return nil
+}
+
+// AddZone makes the server authoritative for another apex.
+func (s *Server) AddZone(apex string) {
+	s.mu.Lock()
+	s.zones = append(s.zones, dns.CanonicalName(apex))
+	s.mu.Unlock()
+}
+
+// Drop makes queries for name go unanswered.
+func (s *Server) Drop(names ...string) {
+	s.mu.Lock()
+	for _, n := range names {
+		s.drop[dns.CanonicalName(n)] = true
+	}
+	s.mu.Unlock()
+}
+
+// Queries returns how many queries the server has received.
+func (s *Server) Queries() int64 { return s.queries.Load() }
+
+// Close stops the server.
+func (s *Server) Close() {
+	if s.udp != nil {
+		s.udp.Shutdown()
+	}
+	if s.tcp != nil {
+		s.tcp.Shutdown()
+	}
+}
+
+func (s *Server) authoritative(name string) bool {
+	for _, z := range s.zones {
+		if dns.IsSubDomain(z, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeDNS answers one query.
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	s.queries.Add(1)
+	if len(req.Question) != 1 {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeFormatError)
+		w.WriteMsg(m)
+		return
+	}
+	q := req.Question[0]
+	name := dns.CanonicalName(q.Name)
+	s.mu.RLock()
+	dropped := s.drop[name]
+	s.mu.RUnlock()
+	if dropped {
+		return // no answer: the client times out
+	}
+	if s.Latency > 0 {
+		time.Sleep(s.Latency)
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.authoritative(name) {
+		m.SetRcode(req, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
+	cur := name
+	for hops := 0; hops < 10; hops++ {
+		var cname *dns.CNAME
+		for _, rr := range s.rrs[cur] {
+			if rr.Header().Rrtype == q.Qtype || q.Qtype == dns.TypeANY {
+				m.Answer = append(m.Answer, rr)
+			} else if c, ok := rr.(*dns.CNAME); ok {
+				cname = c
+			}
+		}
+		if len(m.Answer) > 0 && m.Answer[len(m.Answer)-1].Header().Name == cur || cname == nil {
+			break
+		}
+		m.Answer = append(m.Answer, cname)
+		cur = dns.CanonicalName(cname.Target)
+		if !s.authoritative(cur) {
+			break
+		}
+		if s.drop[cur] {
+			return
+		}
+	}
+	if len(m.Answer) == 0 && !s.names[name] {
+		m.Rcode = dns.RcodeNameError
+	}
+	if w.LocalAddr().Network() == "udp" {
+		size := 512
+		if o := req.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+			m.SetEdns0(o.UDPSize(), false)
+		}
+		m.Truncate(size)
+	}
+	w.WriteMsg(m)
+}
+
+// Zone returns the apex of the zone that holds name, or "".
+func (s *Server) Zone(name string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	best := ""
+	for _, z := range s.zones {
+		if dns.IsSubDomain(z, dns.CanonicalName(name)) && len(z) > len(best) {
+			best = z
+		}
+	}
+	return strings.TrimSuffix(best, ".")
+}
