@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/nhsx/posture/checks/dnsq"
@@ -21,6 +22,9 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 type Env struct {
 	DNS  *dnsq.Resolver // nil: a resolver on /etc/resolv.conf
 	Dial DialFunc       // nil: no connections (ErrScope)
+	// Lookup resolves a name to the addresses Dial will accept as IP
+	// literals (the scope guard vouches for them). nil: DNS.Addrs.
+	Lookup func(ctx context.Context, name string) ([]netip.Addr, error)
 	// HTTP is built over Dial by the scanner; nil: a client over Dial.
 	HTTP *http.Client
 	// Roots are the trust anchors for certificate checks: system roots plus
@@ -78,4 +82,14 @@ func (e *Env) Port(p int) int {
 		}
 	}
 	return p
+}
+
+// Addrs resolves name through Lookup (scope-checked on a scan) or the
+// resolver. Checks that connect per address (one handshake per IP) use it.
+func (e *Env) Addrs(ctx context.Context, name string) ([]netip.Addr, error) {
+	if e != nil && e.Lookup != nil {
+		return e.Lookup(ctx, name)
+	}
+	addrs, _, err := e.Resolver().Addrs(ctx, name)
+	return addrs, err
 }
