@@ -1,0 +1,296 @@
+// Package discover turns an estate into assets: the organisations' domains,
+// web hosts found in Certificate Transparency and DNS, the MX hosts that
+// receive their mail, and their GitHub organisations and repositories.
+// Every name it keeps is inside the estate's scope; every name it drops is
+// counted with the reason, so an operator can see what was left out.
+package discover
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/go-github/v60/github"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnsq"
+	"github.com/nhsx/posture/scanner/estate"
+)
+
+// Options configure discovery. Zero fields switch a source off.
+type Options struct {
+	DNS *dnsq.Resolver
+	// CTURL is a crt.sh-compatible search endpoint ("" = no CT search).
+	CTURL string
+	// HTTP reaches the CT endpoint and the GitHub API (configured services,
+	// not scan targets, so they do not pass the scope guard).
+	HTTP *http.Client
+	// GitHub is the API client ("nil" = no repository discovery).
+	GitHub *github.Client
+	// Families limits what is discovered to what the selected checks need.
+	Families map[string]bool
+	// MaxPerDomain bounds the names kept per domain from CT (default 500).
+	MaxPerDomain int
+	// MaxRepos bounds repositories per GitHub organisation (default 1000).
+	MaxRepos    int
+	Concurrency int
+	Log         *slog.Logger
+}
+
+// Result is the discovered assets and what was dropped, by reason.
+type Result struct {
+	Assets  []check.Asset
+	Dropped map[string]int // reason → count
+	// MXHosts are the mail hosts of estate domains: connecting to them is in
+	// scope even when their names are not (a trust's MX may be hosted).
+	MXHosts map[string]bool
+	// Errors are sources that could not be read (they leave gaps, not fails).
+	Errors []string
+}
+
+// Run discovers the estate's assets.
+func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxPerDomain <= 0 {
+		o.MaxPerDomain = 500
+	}
+	if o.MaxRepos <= 0 {
+		o.MaxRepos = 1000
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.HTTP == nil {
+		o.HTTP = http.DefaultClient
+	}
+	if o.DNS == nil {
+		o.DNS = &dnsq.Resolver{}
+	}
+	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}}, seen: map[string]bool{}}
+	want := func(f string) bool { return len(o.Families) == 0 || o.Families[f] }
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for _, org := range e.Organisations {
+		for _, dom := range org.Domains {
+			if !e.InScope(dom) {
+				d.drop("excluded from scope")
+				continue
+			}
+			d.add(check.Asset{Kind: check.KindDomain, Name: dom, Org: org.Code, Domain: dom, Source: "estate"})
+			if want("web") || want("tls") {
+				g.Go(func() error { d.hosts(gctx, org.Code, dom); return nil })
+			}
+			if want("email") || want("tls") {
+				g.Go(func() error { d.mx(gctx, org.Code, dom); return nil })
+			}
+		}
+		if want("repo") && o.GitHub != nil {
+			for _, login := range org.GitHub {
+				g.Go(func() error { d.github(gctx, org.Code, login); return nil })
+			}
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	sort.Slice(d.res.Assets, func(i, j int) bool { return d.res.Assets[i].Key() < d.res.Assets[j].Key() })
+	return d.res, nil
+}
+
+type run struct {
+	o    Options
+	e    *estate.Estate
+	mu   sync.Mutex
+	res  *Result
+	seen map[string]bool
+}
+
+func (d *run) add(a check.Asset) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen[a.Key()] {
+		return
+	}
+	d.seen[a.Key()] = true
+	d.res.Assets = append(d.res.Assets, a)
+}
+
+func (d *run) drop(reason string) {
+	d.mu.Lock()
+	d.res.Dropped[reason]++
+	d.mu.Unlock()
+}
+
+func (d *run) fail(source string, err error) {
+	d.o.Log.Warn("discovery source failed", "source", source, "err", err)
+	d.mu.Lock()
+	d.res.Errors = append(d.res.Errors, source+": "+err.Error())
+	d.mu.Unlock()
+}
+
+// hosts finds web hosts: the apex, www. and names from CT that resolve.
+func (d *run) hosts(ctx context.Context, org, dom string) {
+	names := []string{dom, "www." + dom}
+	if d.o.CTURL != "" {
+		ct, err := d.ct(ctx, dom)
+		if err != nil {
+			d.fail("ct "+dom, err)
+		}
+		names = append(names, ct...)
+	}
+	kept := 0
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+		if strings.HasPrefix(n, "*.") {
+			n = n[2:] // a wildcard certificate names its parent
+		}
+		switch {
+		case estate.ValidDomain(n, false) != nil:
+			d.drop("not a host name")
+			continue
+		case !d.e.InScope(n):
+			d.drop("outside the scope")
+			continue
+		case kept >= d.o.MaxPerDomain:
+			d.drop("over the per-domain limit")
+			continue
+		}
+		d.mu.Lock()
+		dup := d.seen[string(check.KindHost)+":"+n]
+		d.mu.Unlock()
+		if dup {
+			continue
+		}
+		addrs, _, err := d.o.DNS.Addrs(ctx, n)
+		if err != nil {
+			d.fail("resolve "+n, err)
+			continue
+		}
+		if len(addrs) == 0 {
+			d.drop("does not resolve")
+			continue
+		}
+		src := "dns"
+		if n != dom && n != "www."+dom {
+			src = "ct"
+		}
+		owner, od := d.e.Owner(n)
+		if owner != nil {
+			org, dom = owner.Code, od
+		}
+		kept++
+		d.add(check.Asset{Kind: check.KindHost, Name: n, Org: org, Domain: dom, Source: src})
+	}
+}
+
+// mx finds the mail hosts of a domain; a null MX ("0 .") means none.
+func (d *run) mx(ctx context.Context, org, dom string) {
+	mxs, _, err := d.o.DNS.MX(ctx, dom)
+	if err != nil {
+		d.fail("mx "+dom, err)
+		return
+	}
+	for _, m := range mxs {
+		h := strings.ToLower(strings.TrimSuffix(m.Mx, "."))
+		if h == "" {
+			continue
+		}
+		if estate.ValidDomain(h, false) != nil {
+			d.drop("not a host name")
+			continue
+		}
+		d.mu.Lock()
+		d.res.MXHosts[h] = true
+		d.mu.Unlock()
+		d.add(check.Asset{Kind: check.KindMail, Name: h, Org: org, Domain: dom, Source: "mx"})
+	}
+}
+
+// ctEntry is one crt.sh result row (only the fields used).
+type ctEntry struct {
+	NameValue  string `json:"name_value"`
+	CommonName string `json:"common_name"`
+}
+
+const maxCTBytes = 32 << 20
+
+// ct asks a crt.sh-compatible endpoint for names under dom.
+func (d *run) ct(ctx context.Context, dom string) ([]string, error) {
+	u, err := url.Parse(d.o.CTURL)
+	if err != nil {
+		return nil, fmt.Errorf("ct: bad URL: %w", err)
+	}
+	q := u.Query()
+	q.Set("q", "%."+dom)
+	q.Set("output", "json")
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("ct: %w", err)
+	}
+	resp, err := d.o.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ct: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ct: HTTP %d", resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCTBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("ct: read: %w", err)
+	}
+	if len(b) > maxCTBytes {
+		return nil, fmt.Errorf("ct: response larger than %d bytes", maxCTBytes)
+	}
+	var rows []ctEntry
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return nil, fmt.Errorf("ct: decode: %w", err)
+	}
+	var out []string
+	for _, r := range rows {
+		out = append(out, strings.Split(r.NameValue, "\n")...)
+		out = append(out, r.CommonName)
+	}
+	return out, nil
+}
+
+// github lists an organisation's public repositories.
+func (d *run) github(ctx context.Context, org, login string) {
+	d.add(check.Asset{Kind: check.KindOrg, Name: login, Org: org, Source: "estate"})
+	opt := &github.RepositoryListByOrgOptions{Type: "public", ListOptions: github.ListOptions{PerPage: 100}}
+	n := 0
+	for {
+		repos, resp, err := d.o.GitHub.Repositories.ListByOrg(ctx, login, opt)
+		if err != nil {
+			d.fail("github "+login, err)
+			return
+		}
+		for _, r := range repos {
+			if n >= d.o.MaxRepos {
+				d.drop("over the per-organisation repository limit")
+				continue
+			}
+			n++
+			d.add(check.Asset{Kind: check.KindRepo, Name: r.GetFullName(), Org: org, Source: "github"})
+		}
+		if resp.NextPage == 0 {
+			return
+		}
+		opt.Page = resp.NextPage
+	}
+}

@@ -1,0 +1,209 @@
+package scanner
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnsq"
+	"github.com/nhsx/posture/scanner/discover"
+	"github.com/nhsx/posture/scanner/estate"
+	"github.com/nhsx/posture/scanner/estate/orgdata"
+	"github.com/nhsx/posture/scanner/scope"
+	"github.com/nhsx/posture/scanner/store"
+)
+
+// RunStore is the store as a whole run needs it; *store.Store implements it.
+type RunStore interface {
+	Store
+	BeginRun(ctx context.Context, key, options string) (store.Run, bool, error)
+	FinishRun(ctx context.Context, runID int64, status store.RunStatus) error
+	PutAssets(ctx context.Context, runID int64, assets []check.Asset) error
+	Assets(ctx context.Context, runID int64) ([]check.Asset, error)
+	PutOrganisations(ctx context.Context, orgs []store.Org) error
+}
+
+// Config is one `posture scan`.
+type Config struct {
+	Estate   *estate.Estate
+	Checks   []check.Check
+	Families []string // empty: all
+	DNS      *dnsq.Resolver
+	// Dial is the network under the scope guard (nil: the host's).
+	Dial         check.DialFunc
+	AllowPrivate bool
+	PerIP        int
+	Roots        *x509.CertPool
+	CTURL        string
+	GitHub       *github.Client
+	// ServiceHTTP reaches configured services (CT, GitHub API).
+	ServiceHTTP *http.Client
+	Options
+}
+
+// Key identifies "the same command": the estate, the families and the check
+// list. Re-running with the same key resumes an unfinished run.
+func (c *Config) Key() (string, error) {
+	b, err := c.Estate.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("run key: %w", err)
+	}
+	h := sha256.New()
+	h.Write(b)
+	fams := append([]string(nil), c.Families...)
+	sort.Strings(fams)
+	fmt.Fprintf(h, "\x00%s\x00", strings.Join(fams, ","))
+	for _, ch := range c.Checks {
+		fmt.Fprintf(h, "%s,", ch.ID())
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12]), nil
+}
+
+// Family of a check id: the part before the first dot.
+func Family(id string) string {
+	if i := strings.IndexByte(id, '.'); i > 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// Run discovers (or, on resume, reloads) the assets, scans them and finishes
+// the run. An interrupted run is marked interrupted and returns ctx's error.
+func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	fams := map[string]bool{}
+	for _, f := range c.Families {
+		fams[f] = true
+	}
+	var cs []check.Check
+	for _, ch := range c.Checks {
+		if len(fams) == 0 || fams[Family(ch.ID())] {
+			cs = append(cs, ch)
+		}
+	}
+	c.Checks = cs
+	key, err := c.Key()
+	if err != nil {
+		return nil, err
+	}
+	opts, _ := json.Marshal(map[string]any{"families": c.Families, "estate": c.Estate.Source, "checks": len(cs)})
+	run, resumed, err := st.BeginRun(ctx, key, string(opts))
+	if err != nil {
+		return nil, fmt.Errorf("scan: begin run: %w", err)
+	}
+	runID := run.ID
+	c.Log.Info("run", "id", runID, "resumed", resumed, "key", key)
+	if err := st.PutOrganisations(ctx, Organisations(c.Estate)); err != nil {
+		return nil, fmt.Errorf("scan: organisations: %w", err)
+	}
+
+	var assets []check.Asset
+	if resumed {
+		if assets, err = st.Assets(ctx, runID); err != nil {
+			return nil, fmt.Errorf("scan: reload assets: %w", err)
+		}
+	}
+	mx := map[string]bool{}
+	if len(assets) == 0 {
+		res, err := discover.Run(ctx, c.Estate, discover.Options{
+			DNS: c.DNS, CTURL: c.CTURL, HTTP: c.ServiceHTTP, GitHub: c.GitHub,
+			Families: fams, Concurrency: c.Concurrency, Log: c.Log,
+		})
+		if err != nil {
+			return c.interrupted(ctx, st, runID, resumed, err)
+		}
+		for reason, n := range res.Dropped {
+			c.Log.Info("discovery dropped names", "reason", reason, "count", n)
+		}
+		assets = res.Assets
+		if err := st.PutAssets(ctx, runID, assets); err != nil {
+			return nil, fmt.Errorf("scan: store assets: %w", err)
+		}
+	}
+	for _, a := range assets {
+		if a.Kind == check.KindMail {
+			mx[a.Name] = true
+		}
+	}
+	guard := &scope.Guard{
+		InScope:      func(n string) bool { return c.Estate.InScope(n) || mx[n] },
+		AllowPrivate: c.AllowPrivate,
+		DNS:          c.DNS,
+		Dial:         c.Dial,
+		PerIP:        c.PerIP,
+	}
+	env := c.Env
+	if env == nil {
+		env = &check.Env{}
+	}
+	env.DNS, env.Dial, env.Lookup, env.Roots = c.DNS, guard.DialContext, guard.Resolve, c.Roots
+	env.HTTP = guard.HTTPClient(c.Roots)
+	if env.Log == nil {
+		env.Log = c.Log
+	}
+	c.Options.Env = env
+	stats, err := Scan(ctx, st, runID, assets, c.Options)
+	if stats != nil {
+		stats.Resumed = resumed
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			_, err = c.interrupted(ctx, st, runID, resumed, err)
+		}
+		return stats, err
+	}
+	if err := st.FinishRun(ctx, runID, store.Complete); err != nil {
+		return stats, fmt.Errorf("scan: finish run: %w", err)
+	}
+	return stats, nil
+}
+
+func (c *Config) interrupted(ctx context.Context, st RunStore, runID int64, resumed bool, cause error) (*Stats, error) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := st.FinishRun(fctx, runID, store.Interrupted); err != nil {
+		c.Log.Error("could not mark the run interrupted", "run", runID, "err", err)
+	}
+	return nil, fmt.Errorf("scan interrupted (run %d; run the same command again to resume): %w", runID, cause)
+}
+
+// Organisations lists the estate's organisations and their ancestors from
+// the hierarchy, so reports can roll up trust → ICB → region → national.
+func Organisations(e *estate.Estate) []store.Org {
+	h, _ := orgdata.All()
+	seen := map[string]bool{}
+	var out []store.Org
+	for _, o := range e.Organisations {
+		seen[o.Code] = true
+		kind := o.Kind
+		if kind == "" {
+			kind = h[o.Code].Kind
+		}
+		out = append(out, store.Org{Code: o.Code, Name: o.Name, Parent: o.Parent, Kind: kind,
+			Contacts: o.Contacts, Domains: o.Domains, GitHub: o.GitHub})
+	}
+	for i := 0; i < len(out); i++ {
+		p := out[i].Parent
+		if p == "" || seen[p] {
+			continue
+		}
+		if ho, ok := h[p]; ok {
+			seen[p] = true
+			out = append(out, store.Org{Code: ho.Code, Name: ho.Name, Parent: ho.Parent, Kind: ho.Kind})
+		}
+	}
+	return out
+}
