@@ -1,0 +1,89 @@
+package reports
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// WriteJSONL writes one finding per line as JSON, each with its stable id.
+func WriteJSONL(w io.Writer, fs []Finding) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw) // escapes <, >, &, U+2028 and U+2029 too
+	for _, f := range fs {
+		if f.ID == "" {
+			f.ID = f.Finding.ID()
+		}
+		if err := enc.Encode(f); err != nil {
+			return fmt.Errorf("reports: jsonl: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("reports: jsonl: %w", err)
+	}
+	return nil
+}
+
+// CSVHeader is the first row of WriteCSV.
+var CSVHeader = []string{
+	"id", "organisation", "asset_kind", "asset", "domain", "check", "rule", "outcome", "severity",
+	"status", "change", "first_seen", "message", "remediation", "standards", "reason",
+}
+
+// WriteCSV writes the findings as CSV (RFC 4180, UTF-8, no byte order
+// mark). Cells that a spreadsheet would run as a formula are escaped.
+func WriteCSV(w io.Writer, fs []Finding) error { return writeCSV(w, fs, false) }
+
+// WriteExcelCSV is WriteCSV with a UTF-8 byte order mark, which Excel needs
+// to read non-ASCII text correctly.
+func WriteExcelCSV(w io.Writer, fs []Finding) error { return writeCSV(w, fs, true) }
+
+func writeCSV(w io.Writer, fs []Finding, bom bool) error {
+	bw := bufio.NewWriter(w)
+	if bom {
+		bw.WriteString("\uFEFF")
+	}
+	cw := csv.NewWriter(bw)
+	cw.UseCRLF = true
+	if err := cw.Write(CSVHeader); err != nil {
+		return fmt.Errorf("reports: csv: %w", err)
+	}
+	for _, f := range fs {
+		if f.ID == "" {
+			f.ID = f.Finding.ID()
+		}
+		var refs []string
+		for _, r := range f.Standards {
+			if l := refLabel(r); l != "" {
+				refs = append(refs, l)
+			}
+		}
+		first := ""
+		if !f.FirstSeen.IsZero() {
+			first = f.FirstSeen.UTC().Format(time.RFC3339)
+		}
+		row := []string{
+			f.ID, f.Asset.Org, string(f.Asset.Kind), f.Asset.Name, f.Asset.Domain, f.CheckID, f.Rule,
+			string(f.Outcome), string(f.Severity), f.Status, f.Change, first, f.Message, f.Remediation,
+			strings.Join(refs, "; "), f.Reason,
+		}
+		for i := range row {
+			row[i] = csvCell(row[i])
+		}
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("reports: csv: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("reports: csv: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("reports: csv: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+// Package reports turns the findings of a run into what people read: the
+// board summary (HTML and Markdown), one organisation's report, JSON Lines
+// and CSV exports, and the per-organisation email.
+//
+// It reads the store through Source, which it defines itself, so that it
+// depends on nothing of ours but the check contract. Everything in a finding
+// that came from a scanned server is treated as hostile: HTML goes through
+// html/template, mail headers are stripped of CR/LF, CSV cells are escaped
+// against formula injection and every rendered text is bounded.
+package reports
+
+import (
+	"context"
+	"time"
+
+	"github.com/nhsx/posture/checks/check"
+)
+
+// Run is one scan of the estate.
+type Run struct {
+	ID       int64     `json:"id"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"` // zero while running or if interrupted
+	Status   string    `json:"status"`
+}
+
+// Org is one organisation of the estate. Parent is the ODS code of the
+// organisation it rolls up to (trust → ICB → region → national).
+type Org struct {
+	Code     string   `json:"code"`
+	Name     string   `json:"name"`
+	Parent   string   `json:"parent,omitempty"`
+	Kind     string   `json:"kind,omitempty"`
+	Contacts []string `json:"contacts,omitempty"`
+}
+
+// Lifecycle status of a finding.
+const (
+	StatusOpen     = "open"
+	StatusResolved = "resolved"
+	StatusAccepted = "accepted" // a risk acceptance is in force
+)
+
+// Change of a finding since the previous run.
+const (
+	ChangeNew       = "new"        // failing now, never seen failing before
+	ChangeRegressed = "regressed"  // failing again after it had been resolved
+	ChangeStillOpen = "still-open" // failing in both runs
+	ChangeResolved  = "resolved"   // failing before, passing now
+)
+
+// Finding is a check finding with its lifecycle, as the store keeps it.
+type Finding struct {
+	check.Finding
+	// ID is the stable finding id (check.FindingID); filled from the
+	// check, rule and asset when the source leaves it empty.
+	ID string `json:"id"`
+	// FirstSeen is when the finding was first seen failing (or warning).
+	FirstSeen time.Time `json:"first_seen,omitzero"`
+	Status    string    `json:"status,omitempty"` // open | resolved | accepted
+	// Change since the previous run: new | regressed | still-open |
+	// resolved, or "" (pass, n/a or unknown with no failing history).
+	Change string `json:"change,omitempty"`
+}
+
+// Source is what reports read from the store.
+type Source interface {
+	// Runs lists the runs, newest first.
+	Runs(ctx context.Context) ([]Run, error)
+	Organisations(ctx context.Context) ([]Org, error)
+	// Findings returns every finding of the run, pass and unknown included.
+	Findings(ctx context.Context, runID int64) ([]Finding, error)
+	// Resolved returns the findings resolved at this run (failing in the
+	// previous run, passing now), for "what you fixed".
+	Resolved(ctx context.Context, runID int64) ([]Finding, error)
+}
