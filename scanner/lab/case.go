@@ -1,6 +1,12 @@
 package lab
 
-import "github.com/nhsx/posture/checks/check"
+import (
+	"crypto/tls"
+	"net/http"
+	"time"
+
+	"github.com/nhsx/posture/checks/check"
+)
 
 // Case is one behaviour the scanner must judge. Build instantiates it on a
 // domain name, so that the lab can scale by stamping cases onto many domains
@@ -14,10 +20,14 @@ type Case struct {
 // Domain is one lab domain: the DNS records that make the behaviour, and the
 // outcomes the scanner must find.
 type Domain struct {
+	// Name is the estate domain (the domain asset). Build is given the
+	// stamped zone, lab-<case>[-n].nhs.uk, and usually returns it; it may
+	// return a name below it (mail.<zone>), and the zone apex then only
+	// holds what the case puts there.
 	Name string
 	// Records are RFC 1035 presentation-format RRs with absolute owner
 	// names, e.g. `lab-spf-none.nhs.uk. 300 IN TXT "v=spf1 -all"`. Their
-	// owners may be the domain or names below it.
+	// owners are the zone or names below it.
 	Records []string
 	// Drop lists owner names whose queries the lab DNS never answers, so a
 	// resolver times out on them.
@@ -25,6 +35,17 @@ type Domain struct {
 	// Expect is the ground truth: the worst outcome (check.Worst) of each
 	// catalogue id on each asset. A test compares a scan of the lab with it.
 	Expect []Expect
+
+	// Hosts are servers under the domain. Each gets its own loopback address
+	// and an A record; its Web and SMTP specs say what it serves.
+	Hosts []Host
+	// Repos are repositories the domain's organisation publishes in its lab
+	// GitHub organisation (which the lab then creates).
+	Repos []Repo
+	// CT lists extra names the fake CT search returns for the domain.
+	CT []string
+	// Exclude lists names the lab estate excludes from scope.
+	Exclude []string
 }
 
 // Expect is one expected verdict.
@@ -33,4 +54,70 @@ type Expect struct {
 	Name    string        `json:"name"` // asset name
 	CheckID string        `json:"check"`
 	Outcome check.Outcome `json:"outcome"`
+}
+
+// Host is one lab server. Its address is on loopback (127.1.x.y); the lab's
+// Dial maps ports 443, 80 and 25 on it to the lab's shared listeners, which
+// tell hosts apart by the address that was dialled.
+type Host struct {
+	Name string    // FQDN under the domain, without the trailing dot
+	Web  *WebSpec  // nil: nothing on 443 or 80 (connection refused)
+	SMTP *SMTPSpec // nil: nothing on 25
+	Dead bool      // the address accepts nothing: a connection hangs until the caller gives up
+}
+
+// WebSpec is what a host serves on HTTPS (443) and HTTP (80).
+type WebSpec struct {
+	// HTTPS serves 443. nil: a small page with good security headers (HSTS).
+	HTTPS http.Handler
+	// HTTP serves 80. nil: a permanent redirect to https://<host>/.
+	HTTP    http.Handler
+	NoHTTPS bool // 443 refuses connections
+	NoHTTP  bool // 80 refuses connections
+	Cert    CertSpec
+	// TLS is a template for the server's TLS settings (versions, cipher
+	// suites, curves). nil: Go's defaults. Its certificate comes from Cert
+	// unless the template sets Certificates or GetCertificate.
+	TLS *tls.Config
+}
+
+// SMTPSpec is what a host serves on SMTP (25).
+type SMTPSpec struct {
+	NoStartTLS bool // do not advertise STARTTLS
+	Cert       CertSpec
+	TLS        *tls.Config // template, as in WebSpec
+}
+
+// CertSpec is a certificate profile. The zero value is a good certificate:
+// ECDSA P-256, issued by the lab CA for the host's name, valid for 90 days.
+type CertSpec struct {
+	Key        KeyType       // "": ECDSA P-256
+	Names      []string      // nil: the host's name
+	NotAfter   time.Duration // from the lab's start; 0: 90 days; negative: expired
+	SelfSigned bool
+}
+
+// KeyType names a certificate key. Keys are generated once per type and
+// shared by every certificate of that type, so that a large lab starts fast.
+type KeyType string
+
+const (
+	KeyECDSAP256 KeyType = "ecdsa-p256"
+	KeyRSA2048   KeyType = "rsa-2048"
+	KeyRSA1024   KeyType = "rsa-1024" // weak
+)
+
+// Repo is one repository in a lab GitHub organisation.
+type Repo struct {
+	Name          string
+	Description   string
+	Language      string
+	Topics        []string
+	DefaultBranch string // "": main
+	Homepage      string
+	Archived      bool
+	Fork          bool
+	HasPages      bool
+	License       string        // SPDX id, e.g. "MIT"; "": none
+	PushedAgo     time.Duration // 0: a day before the lab started
 }
