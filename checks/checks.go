@@ -6,11 +6,14 @@ import (
 	"sort"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/email"
 )
 
 // All returns every check collector, in catalogue order.
 func All() []check.Check {
-	return []check.Check{}
+	return []check.Check{
+		email.SPF(), email.DMARC(),
+	}
 }
 
 // Catalogue returns every catalogue entry of every check, sorted by id.

@@ -129,8 +129,12 @@ func (t *typed[E]) unknownAll(a Asset, class ErrClass, msg string) []Finding {
 	}
 	var out []Finding
 	for _, m := range t.s.Rules {
+		rule := m.Rule
+		if rule == "" {
+			rule = m.ID
+		}
 		out = append(out, Finding{
-			CheckID: m.ID, Rule: m.ID, Asset: a, Outcome: Unknown, Severity: m.Severity,
+			CheckID: m.ID, Rule: rule, Asset: a, Outcome: Unknown, Severity: m.Severity,
 			Message: "could not tell: " + msg, Reason: string(class), Standards: m.Standards,
 		})
 	}

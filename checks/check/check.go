@@ -53,6 +53,10 @@ type Meta struct {
 	Targets     []Kind   `json:"targets"`
 	Standards   []Ref    `json:"standards"`
 	Remediation string   `json:"remediation,omitempty"`
+	// Rule is the rule name of the entry's main finding ("dmarc-policy-
+	// enforced"). Unknown findings from a failed collection take it, so a
+	// night that times out keeps the same finding id; "" means the id.
+	Rule string `json:"rule,omitempty"`
 }
 
 // Ref cites a standard. Status marks citations that were not read from the

@@ -43,15 +43,9 @@ func Start(zones []string, records ...string) (*Server, error) {
 	if err := s.Add(records...); err != nil {
 		return nil, err
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, l, err := listenPair()
 	if err != nil {
-		return nil, fmt.Errorf("dnstest: listen udp: %w", err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("dnstest: listen tcp: %w", err)
+		return nil, err
 	}
 	s.Addr = pc.LocalAddr().String()
 	s.udp = &dns.Server{PacketConn: pc, Handler: s, UDPSize: 65535}
@@ -64,6 +58,27 @@ func Start(zones []string, records ...string) (*Server, error) {
 	<-up
 	<-up
 	return s, nil
+}
+
+// listenPair binds UDP and TCP on one loopback port. A random UDP port may
+// be taken for TCP (by another listener or a connection's local end), so a
+// few ports are tried.
+func listenPair() (net.PacketConn, net.Listener, error) {
+	var last error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, fmt.Errorf("dnstest: listen udp: %w", err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		last = err
+	}
+	return nil, nil, fmt.Errorf("dnstest: listen tcp: %w", last)
 }
 
 // Add parses and adds records.

@@ -86,3 +86,26 @@ func TestResolverAgainstServer(t *testing.T) {
 		}
 	})
 }
+
+// Each server needs one port free for both UDP and TCP; many starting at
+// once must all find one.
+func TestManyServersStartTogether(t *testing.T) {
+	const n = 64
+	errs := make(chan error, n)
+	srvs := make(chan *dnstest.Server, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			s, err := dnstest.Start([]string{"lab.test"}, `lab.test. 300 IN TXT "x"`)
+			errs <- err
+			srvs <- s
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		if s := <-srvs; s != nil {
+			defer s.Close()
+		}
+	}
+}

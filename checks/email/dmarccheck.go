@@ -1,0 +1,215 @@
+package email
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/miekg/dns"
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/email/dmarc"
+	"github.com/nhsx/posture/checks/email/spf"
+	"golang.org/x/net/publicsuffix"
+)
+
+// Catalogue ids of the DMARC collector. email.dmarc.alignment-parked is
+// judged inside email.dmarc.policy for parked domains.
+const (
+	DMARCRecord    = "email.dmarc.record"
+	DMARCPolicy    = "email.dmarc.policy"
+	DMARCSPNP      = "email.dmarc.sp-np"
+	DMARCScope     = "email.dmarc.enforcement-scope"
+	DMARCReporting = "email.dmarc.reporting"
+)
+
+const (
+	maxWalkNames   = 8 // RFC 9989 tree walk: at most 8 queries
+	maxReportAuths = 4 // external report destinations verified per record
+)
+
+// DMARCEvidence is what the DMARC collector saw.
+type DMARCEvidence struct {
+	Domain string `json:"domain"`
+	// OrgDomain is the organisational domain (public suffix list); the
+	// tree walk does not go above it.
+	OrgDomain string `json:"org_domain"`
+	// Walk is each _dmarc name queried, from the domain upwards, until one
+	// held exactly one DMARC record.
+	Walk []DMARCLevel `json:"walk"`
+	// Applied is the index in Walk of the record in force, -1 for none.
+	Applied int `json:"applied"`
+	// Reports are the external report destinations checked for
+	// authorisation (RFC 7489 §7.1).
+	Reports []ReportAuth `json:"report_auth,omitempty"`
+	// MX and SPF classify the domain (parked or not).
+	MX  Lookup `json:"mx"`
+	TXT Lookup `json:"txt"`
+}
+
+// DMARCLevel is one step of the tree walk.
+type DMARCLevel struct {
+	Domain  string   `json:"domain"`
+	Lookup  Lookup   `json:"lookup"`            // TXT at _dmarc.<Domain>
+	Records []string `json:"records,omitempty"` // the v=DMARC1 records
+}
+
+// ReportAuth is one external report destination and its authorisation
+// record, <policy domain>._report._dmarc.<destination>.
+type ReportAuth struct {
+	Domain     string `json:"domain"` // destination domain
+	Lookup     Lookup `json:"lookup"`
+	Authorised bool   `json:"authorised"`
+}
+
+// DMARC returns the email.dmarc collector.
+func DMARC() check.Check {
+	return check.New(check.Spec[DMARCEvidence]{
+		ID:       "email.dmarc",
+		Rules:    dmarcRules,
+		Applies:  func(a check.Asset) bool { return a.Kind == check.KindDomain },
+		Collect:  collectDMARC,
+		Evaluate: evaluateDMARC,
+	})
+}
+
+var rfc9989 = check.Ref{Standard: "RFC 9989 (DMARCbis)", Section: "DNS tree walk; pct removed, t= added", URL: "https://www.rfc-editor.org/rfc/rfc9989", Status: "secondary"}
+
+var dmarcRules = []check.Meta{
+	{
+		ID: DMARCRecord, Rule: ruleDMARCRecord, Family: "email", Title: "DMARC record published and valid", Severity: check.Critical, Targets: domainOnly,
+		Description: "Exactly one TXT record at _dmarc.<domain> (or, failing that, at a parent up to the organisational domain: RFC 9989 tree walk) starting v=DMARC1, with p=, that parses and is at most 450 characters.",
+		Remediation: "Publish one TXT record at _dmarc.<your domain> such as \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@<your domain>\".",
+		Standards: []check.Ref{
+			refGovSGE,
+			mc("Dmarc rules: OnlyOneDmarcRecord.cs, VersionMustBeFirstTag.cs, PolicyTagMustExist.cs, MaxLengthOf450Characters.cs"),
+			refBOD, rfc("7489", "DMARC", "§6.3, §6.6.3 policy discovery", "secondary"), rfc9989,
+		},
+	},
+	{
+		ID: DMARCPolicy, Rule: ruleDMARCPolicy, Family: "email", Title: "DMARC policy enforced", Severity: check.High, Targets: domainOnly,
+		Description: "The policy in force (p=, or sp= when the record is inherited from a parent): reject passes, quarantine warns, none fails. A parked domain passes only with reject, and should align strictly (adkim=s; aspf=s: the alignment-parked entry).",
+		Remediation: "Move the DMARC policy to \"p=reject\" once your aggregate reports show that all your legitimate mail passes SPF or DKIM.",
+		Standards: []check.Ref{
+			mc("Dmarc rules: PolicyShouldBeQuarantineOrReject.cs (Weak DMARC policy (p=none))"),
+			refGovPark, refBOD,
+		},
+	},
+	{
+		ID: DMARCSPNP, Rule: ruleDMARCSPNP, Family: "email", Title: "DMARC subdomain policies enforced", Severity: check.Medium, Targets: domainOnly,
+		Description: "sp= and np=, when present, are quarantine or reject (sp=none fails). A parked domain needs the subdomain policy reject.",
+		Remediation: "Set \"sp=reject\" (or remove sp= so that subdomains follow p=), and do not set sp=none or np=none.",
+		Standards: []check.Ref{
+			mc("Dmarc rules: SubDomainPolicyShouldBeQuarantineOrReject.cs"), refGovPark,
+			rfc("9091", "DMARC for public suffix domains: np=", "", ""),
+		},
+	},
+	{
+		ID: DMARCScope, Rule: ruleDMARCScope, Family: "email", Title: "DMARC policy applied to all mail", Severity: check.Medium, Targets: domainOnly,
+		Description: "pct absent or 100, and no t=y: otherwise the policy applies to only part of the failing mail (warn).",
+		Remediation: "Remove \"pct=\" (or set pct=100) and \"t=y\" so the policy applies to all failing mail.",
+		Standards:   []check.Ref{mc("Dmarc rules: PctValueShouldBe100.cs"), rfc9989},
+	},
+	{
+		ID: DMARCReporting, Rule: ruleDMARCReporting, Family: "email", Title: "DMARC aggregate reports received", Severity: check.Medium, Targets: domainOnly,
+		Description: "rua= with at least one working mailto: destination (your own domain, or an external one that authorises it); at most 2 URIs, no duplicates. The retired NCSC Mail Check address is a legacy note; ruf must not name it.",
+		Remediation: "Add \"rua=mailto:<a mailbox or reporting service you read>\" to the DMARC record and review the reports regularly.",
+		Standards: []check.Ref{
+			refGovPark,
+			{Standard: refGovSGE.Standard, Section: "set up DMARC and TLS reporting and review the data regularly", URL: refGovSGE.URL},
+			mc("Dmarc rules: RuaTagShouldHaveUris, RuaTagShouldNotHaveMoreThanTwoUris, RuaTagsShouldBeMailTo, RufTagShouldNotContainDmarcServiceMailBox"),
+			rfc("7489", "DMARC", "§7.1 verifying external destinations", "unverified"),
+			refCAFC1,
+		},
+	},
+}
+
+// OrgDomain returns the organisational domain of name by the public suffix
+// list; name itself when it is a suffix or cannot be judged.
+func OrgDomain(name string) string {
+	org, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		return name
+	}
+	return org
+}
+
+// walkNames lists the names whose _dmarc record the tree walk queries:
+// the domain, then each parent up to the organisational domain, at most 8
+// (RFC 9989 skips to the last 7 labels when there are more).
+func walkNames(domain, org string) []string {
+	if domain != org && !strings.HasSuffix(domain, "."+org) {
+		return []string{domain}
+	}
+	names := []string{domain}
+	for n := domain; n != org; {
+		_, n, _ = strings.Cut(n, ".")
+		names = append(names, n)
+	}
+	if len(names) > maxWalkNames {
+		names = append(names[:1], names[len(names)-(maxWalkNames-1):]...)
+	}
+	return names
+}
+
+func collectDMARC(ctx context.Context, env *check.Env, a check.Asset) (DMARCEvidence, error) {
+	r := env.Resolver()
+	domain := strings.TrimSuffix(strings.ToLower(a.Name), ".")
+	ev := DMARCEvidence{Domain: domain, OrgDomain: OrgDomain(domain), Applied: -1}
+	for _, name := range walkNames(domain, ev.OrgDomain) {
+		l := query(ctx, r, "_dmarc."+name, dns.TypeTXT)
+		if l.failed() {
+			return ev, fmt.Errorf("dmarc: lookup TXT _dmarc.%s: %w", name, &lookupErr{l})
+		}
+		lv := DMARCLevel{Domain: name, Lookup: l}
+		for _, s := range l.Answers {
+			if dmarc.IsDMARC(s) {
+				lv.Records = append(lv.Records, s)
+			}
+		}
+		ev.Walk = append(ev.Walk, lv)
+		// RFC 9989: more than one record at a name are all discarded and
+		// the walk goes on.
+		if len(lv.Records) == 1 {
+			ev.Applied = len(ev.Walk) - 1
+			break
+		}
+	}
+	if ev.Applied >= 0 {
+		lv := ev.Walk[ev.Applied]
+		if rec, err := dmarc.Parse(lv.Records[0]); err == nil {
+			ev.Reports = authoriseReports(ctx, env, lv.Domain, rec)
+		}
+	}
+	ev.MX = query(ctx, r, domain, dns.TypeMX)
+	ev.TXT = query(ctx, r, domain, dns.TypeTXT)
+	return ev, nil
+}
+
+// authoriseReports looks up the authorisation record of each external
+// report destination (a mailto: domain in another organisational domain).
+func authoriseReports(ctx context.Context, env *check.Env, policyDomain string, rec *dmarc.Record) []ReportAuth {
+	var out []ReportAuth
+	seen := map[string]bool{}
+	org := OrgDomain(policyDomain)
+	for _, u := range append(append([]dmarc.URI{}, rec.RUA...), rec.RUF...) {
+		if u.Scheme != "mailto" || u.Addr == dmarc.NCSCLegacyRUA || seen[u.Domain] || !spf.ValidDomain(u.Domain) {
+			continue
+		}
+		seen[u.Domain] = true
+		if OrgDomain(u.Domain) == org {
+			continue
+		}
+		if len(out) == maxReportAuths {
+			break
+		}
+		l := query(ctx, env.Resolver(), policyDomain+"._report._dmarc."+u.Domain, dns.TypeTXT)
+		ra := ReportAuth{Domain: u.Domain, Lookup: l}
+		for _, s := range l.Answers {
+			if dmarc.IsDMARC(s) {
+				ra.Authorised = true
+			}
+		}
+		out = append(out, ra)
+	}
+	return out
+}
