@@ -94,7 +94,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 			cs = append(cs, ch)
 		}
 	}
-	c.Checks = cs
+	c.Checks, c.Options.Checks = cs, cs
 	key, err := c.Key()
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if len(assets) == 0 {
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
 			DNS: c.DNS, CTURL: c.CTURL, HTTP: c.ServiceHTTP, GitHub: c.GitHub,
-			Families: fams, Concurrency: c.Concurrency, Log: c.Log,
+			Families: fams, Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
 		})
 		if err != nil {
 			return c.interrupted(ctx, st, runID, resumed, err)
@@ -138,23 +138,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 			mx[a.Name] = true
 		}
 	}
-	guard := &scope.Guard{
-		InScope:      func(n string) bool { return c.Estate.InScope(n) || mx[n] },
-		AllowPrivate: c.AllowPrivate,
-		DNS:          c.DNS,
-		Dial:         c.Dial,
-		PerIP:        c.PerIP,
-	}
-	env := c.Env
-	if env == nil {
-		env = &check.Env{}
-	}
-	env.DNS, env.Dial, env.Lookup, env.Roots = c.DNS, guard.DialContext, guard.Resolve, c.Roots
-	env.HTTP = guard.HTTPClient(c.Roots)
-	if env.Log == nil {
-		env.Log = c.Log
-	}
-	c.Options.Env = env
+	c.Options.Env = c.NewEnv(mx)
 	stats, err := Scan(ctx, st, runID, assets, c.Options)
 	if stats != nil {
 		stats.Resumed = resumed
@@ -169,6 +153,29 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		return stats, fmt.Errorf("scan: finish run: %w", err)
 	}
 	return stats, nil
+}
+
+// NewEnv builds the checks' environment for a run: every connection goes
+// through a scope guard over the estate's scope plus the estate's MX hosts.
+func (c *Config) NewEnv(mx map[string]bool) *check.Env {
+	guard := &scope.Guard{
+		InScope:      func(n string) bool { return c.Estate.InScope(n) || mx[n] },
+		AllowPrivate: c.AllowPrivate,
+		DNS:          c.DNS,
+		Dial:         c.Dial,
+		PerIP:        c.PerIP,
+	}
+	env := &check.Env{}
+	if c.Env != nil {
+		e := *c.Env
+		env = &e
+	}
+	env.DNS, env.Dial, env.Lookup, env.Roots = c.DNS, guard.DialContext, guard.Resolve, c.Roots
+	env.HTTP = guard.HTTPClient(c.Roots)
+	if env.Log == nil {
+		env.Log = c.Log
+	}
+	return env
 }
 
 func (c *Config) interrupted(ctx context.Context, st RunStore, runID int64, resumed bool, cause error) (*Stats, error) {

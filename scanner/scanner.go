@@ -199,7 +199,11 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 // runJob collects and evaluates one job. A panic in either becomes unknown
 // findings with the stack logged, never a crashed run.
 func runJob(ctx context.Context, c check.Check, a check.Asset, o Options, panics *atomic.Int64) (r result) {
-	jctx, cancel := context.WithTimeout(ctx, o.JobTimeout)
+	timeout := o.JobTimeout
+	if h, ok := c.(check.TimeoutHinter); ok && h.JobTimeout() > timeout {
+		timeout = h.JobTimeout()
+	}
+	jctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {

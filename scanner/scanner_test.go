@@ -197,3 +197,29 @@ func TestScanInterruptedThenResumedDoesEachJobOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestScanGivesSlowChecksTheirLongerTimeout(t *testing.T) {
+	st, run := openStore(t)
+	slow := check.New(check.Spec[string]{
+		ID:      "t.smtp",
+		Rules:   []check.Meta{{ID: "t.smtp.rule", Family: "test", Severity: check.High}},
+		Timeout: time.Second,
+		Collect: func(ctx context.Context, env *check.Env, a check.Asset) (string, error) {
+			select {
+			case <-time.After(200 * time.Millisecond):
+				return "good", nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		},
+		Evaluate: func(in check.In[string]) []check.Finding {
+			return []check.Finding{{Rule: "ok", Outcome: check.Pass}}
+		},
+	})
+	if _, err := Scan(context.Background(), st, run, domains(1), Options{Checks: []check.Check{slow}, Env: &check.Env{}, JobTimeout: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(t, st, run)["d000.nhs.uk t.smtp.rule"]; got != check.Pass {
+		t.Fatalf("outcome %q: the check's own 1 s limit should have replaced the 50 ms default", got)
+	}
+}

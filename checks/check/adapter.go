@@ -23,7 +23,14 @@ type Spec[E any] struct {
 	Applies  func(a Asset) bool
 	Collect  func(ctx context.Context, env *Env, a Asset) (E, error)
 	Evaluate func(in In[E]) []Finding
+	// Timeout, if set, is the time one job of this check needs at most; the
+	// scanner gives the job the longer of it and its own per-job limit.
+	Timeout time.Duration
 }
+
+// TimeoutHinter is implemented by checks whose jobs need more time than the
+// scanner's default per-job limit (an SMTP check opens a dozen sessions).
+type TimeoutHinter interface{ JobTimeout() time.Duration }
 
 // New adapts typed collect and evaluate functions to Check: it marshals the
 // typed evidence for storage, turns a collection error into unknown findings
@@ -33,8 +40,9 @@ func New[E any](s Spec[E]) Check { return &typed[E]{s} }
 
 type typed[E any] struct{ s Spec[E] }
 
-func (t *typed[E]) ID() string    { return t.s.ID }
-func (t *typed[E]) Rules() []Meta { return t.s.Rules }
+func (t *typed[E]) ID() string                { return t.s.ID }
+func (t *typed[E]) JobTimeout() time.Duration { return t.s.Timeout }
+func (t *typed[E]) Rules() []Meta             { return t.s.Rules }
 func (t *typed[E]) Applies(a Asset) bool {
 	return t.s.Applies == nil || t.s.Applies(a)
 }

@@ -134,6 +134,9 @@ func CheckWith(o Options) check.Check {
 		Applies:  func(a check.Asset) bool { return a.Kind == check.KindMail },
 		Collect:  o.collect,
 		Evaluate: evaluate,
+		// A dozen SMTP sessions, each allowed its own timeout, on MX hosts
+		// that greet slowly on purpose: more than the default job limit.
+		Timeout: 5 * time.Minute,
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/scanner/estate"
+	"github.com/nhsx/posture/scanner/scope"
 )
 
 // Options configure discovery. Zero fields switch a source off.
@@ -42,6 +44,8 @@ type Options struct {
 	// MaxRepos bounds repositories per GitHub organisation (default 1000).
 	MaxRepos    int
 	Concurrency int
+	// AllowPrivate keeps hosts that resolve to private addresses (labs).
+	AllowPrivate bool
 	Log         *slog.Logger
 }
 
@@ -153,11 +157,16 @@ func (d *run) hosts(ctx context.Context, org, dom string) {
 		names = append(names, ct...)
 	}
 	kept := 0
+	tried := map[string]bool{}
 	for _, n := range names {
 		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
 		if strings.HasPrefix(n, "*.") {
 			n = n[2:] // a wildcard certificate names its parent
 		}
+		if tried[n] {
+			continue // CT lists a name once per certificate
+		}
+		tried[n] = true
 		switch {
 		case estate.ValidDomain(n, false) != nil:
 			d.drop("not a host name")
@@ -175,13 +184,26 @@ func (d *run) hosts(ctx context.Context, org, dom string) {
 		if dup {
 			continue
 		}
-		addrs, _, err := d.o.DNS.Addrs(ctx, n)
+		addrs, chain, err := d.o.DNS.Addrs(ctx, n)
 		if err != nil {
 			d.fail("resolve "+n, err)
 			continue
 		}
 		if len(addrs) == 0 {
 			d.drop("does not resolve")
+			continue
+		}
+		if !d.anyAllowed(addrs) {
+			// Internal names in public DNS (often HSCN 10.x addresses), or
+			// the metadata address: the scope guard would refuse them.
+			d.drop("resolves only to private, loopback or metadata addresses")
+			continue
+		}
+		if out := d.outside(chain); out != "" {
+			// The scope guard would refuse every connection to it; the
+			// operator can add the provider's suffix to scope.suffixes.
+			d.o.Log.Info("host is an alias of a name outside the scope", "host", n, "target", out)
+			d.drop("alias (CNAME) of a name outside the scope")
 			continue
 		}
 		src := "dns"
@@ -195,6 +217,24 @@ func (d *run) hosts(ctx context.Context, org, dom string) {
 		kept++
 		d.add(check.Asset{Kind: check.KindHost, Name: n, Org: org, Domain: dom, Source: src})
 	}
+}
+
+func (d *run) anyAllowed(addrs []netip.Addr) bool {
+	for _, a := range addrs {
+		if scope.AddrAllowed(a, d.o.AllowPrivate) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *run) outside(chain []string) string {
+	for _, c := range chain {
+		if !d.e.InScope(c) {
+			return c
+		}
+	}
+	return ""
 }
 
 // mx finds the mail hosts of a domain; a null MX ("0 .") means none.

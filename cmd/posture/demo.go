@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nhsx/posture/checks"
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnsq"
+	"github.com/nhsx/posture/reports"
+	"github.com/nhsx/posture/scanner"
+	"github.com/nhsx/posture/scanner/estate"
+	"github.com/nhsx/posture/scanner/lab"
+	"github.com/nhsx/posture/scanner/store"
+)
+
+func demoCmd(g *globals) *cobra.Command {
+	var dir string
+	var hosts int
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "The whole pipeline on the lab, offline: lab → discover → scan → store → reports → emails",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if hosts < 0 {
+				return usagef("--hosts must be 0 (one domain per lab behaviour) or more")
+			}
+			return demo(cmd.Context(), g, dir, hosts)
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "posture-demo", "where to write the database, reports and emails")
+	c.Flags().IntVar(&hosts, "hosts", 0, "lab domains (0: one per lab behaviour)")
+	return c
+}
+
+func demo(ctx context.Context, g *globals, dir string, hosts int) error {
+	start := time.Now()
+	if err := os.MkdirAll(filepath.Join(dir, "mail"), 0o755); err != nil {
+		return err
+	}
+	l, err := lab.Start(ctx, lab.Config{Domains: hosts, Log: g.log})
+	if err != nil {
+		return fmt.Errorf("demo: start the lab: %w", err)
+	}
+	defer l.Close()
+
+	estatePath := filepath.Join(dir, "estate.yaml")
+	if err := os.WriteFile(estatePath, l.EstateYAML(), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lab-ca.pem"), l.CAPEM, 0o644); err != nil {
+		return err
+	}
+	e, err := estate.Load(estatePath)
+	if err != nil {
+		return fmt.Errorf("demo: the lab's estate: %w", err)
+	}
+	dbPath := filepath.Join(dir, "posture.db")
+	// Each demo starts from an empty database, so its report shows one night.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		os.Remove(dbPath + suffix)
+	}
+	st, err := store.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	svc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: l.Dial}}
+	gh, err := githubClient(svc, l.GitHubURL, "")
+	if err != nil {
+		return err
+	}
+	cfg := scanner.Config{
+		Estate: e, Checks: checks.All(),
+		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 500 * time.Millisecond, Retries: 1},
+		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots,
+		CTURL: l.CTURL, GitHub: gh, ServiceHTTP: svc,
+		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log, Progress: progressBar(g.stderr)},
+	}
+	stats, err := scanner.Run(ctx, st, cfg)
+	if err != nil {
+		return fmt.Errorf("demo: scan: %w", err)
+	}
+
+	s, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
+	if err != nil {
+		return err
+	}
+	boardPath := filepath.Join(dir, "board.html")
+	if err := writeFile(boardPath, func(w io.Writer) error { return reports.WriteBoard(w, s) }); err != nil {
+		return err
+	}
+	jsonlPath := filepath.Join(dir, "findings.jsonl")
+	fs, err := storeSource{st}.Findings(ctx, stats.RunID)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(jsonlPath, func(w io.Writer) error { return reports.WriteJSONL(w, fs) }); err != nil {
+		return err
+	}
+	mails, err := reports.BuildEmails(s, "posture@nhs.net")
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := reports.Send(sctx, l.SMTPAddr, mails); err != nil {
+		return fmt.Errorf("demo: send the emails to the lab's mail server: %w", err)
+	}
+	received := l.Received()
+	for i, m := range received {
+		name := fmt.Sprintf("%03d-%s.eml", i+1, safeName(strings.Join(m.To, ",")))
+		if err := os.WriteFile(filepath.Join(dir, "mail", name), m.Data, 0o644); err != nil {
+			return err
+		}
+	}
+
+	agree, total, diffs := compareTruth(l.Truth(), fs)
+	fmt.Fprintf(g.stdout, "posture demo: %d lab domains scanned in %s\n", len(e.Organisations), time.Since(start).Round(time.Millisecond))
+	printStats(g.stdout, stats, dbPath)
+	fmt.Fprintf(g.stdout, "ground truth: %d of %d expected verdicts match\n", agree, total)
+	for _, d := range diffs {
+		fmt.Fprintln(g.stdout, "  differs:", d)
+	}
+	fmt.Fprintf(g.stdout, "database:     %s\n", dbPath)
+	fmt.Fprintf(g.stdout, "board report: %s\n", boardPath)
+	fmt.Fprintf(g.stdout, "findings:     %s\n", jsonlPath)
+	fmt.Fprintf(g.stdout, "emails:       %d received by the lab's mail server, saved in %s\n", len(received), filepath.Join(dir, "mail"))
+	fmt.Fprintf(g.stdout, "estate:       %s (rescan with: posture scan --estate %s --db %s ... against a running lab)\n", estatePath, estatePath, dbPath)
+	return nil
+}
+
+// compareTruth compares the worst outcome per (asset, check id) with the
+// lab's ground truth.
+func compareTruth(truth []lab.Expect, fs []reports.Finding) (agree, total int, diffs []string) {
+	got := map[string][]check.Outcome{}
+	for _, f := range fs {
+		k := f.Asset.Key() + " " + f.CheckID
+		got[k] = append(got[k], f.Outcome)
+	}
+	for _, t := range truth {
+		total++
+		k := string(t.Kind) + ":" + t.Name + " " + t.CheckID
+		w := check.Worst(got[k]...)
+		if w == t.Outcome {
+			agree++
+		} else {
+			diffs = append(diffs, fmt.Sprintf("%s: want %s, got %q", k, t.Outcome, w))
+		}
+	}
+	sort.Strings(diffs)
+	return agree, total, diffs
+}
+
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '@' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+		if b.Len() >= 80 {
+			break
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nhsx/posture/checks"
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/scanner/store"
+)
+
+func reevalCmd(g *globals) *cobra.Command {
+	var db, policy string
+	c := &cobra.Command{
+		Use:   "reeval",
+		Short: "Re-apply a policy to the newest run's stored evidence (no network)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pol := check.DefaultPolicy()
+			if policy != "" {
+				var err error
+				if pol, err = check.LoadPolicy(policy); err != nil {
+					return &usageError{err}
+				}
+			}
+			st, err := openExisting(ctx, db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			runs, err := st.Runs(ctx)
+			if err != nil {
+				return err
+			}
+			if len(runs) == 0 {
+				return usagef("%s has no runs: run `posture scan` first", db)
+			}
+			run := runs[0]
+			byID := map[string]check.Check{}
+			for _, c := range checks.All() {
+				byID[c.ID()] = c
+			}
+			var evs []check.Evidence
+			if err := st.EachEvidence(ctx, run.ID, func(ev check.Evidence) error {
+				evs = append(evs, ev)
+				return nil
+			}); err != nil {
+				return err
+			}
+			counts := map[check.Outcome]int{}
+			skipped := 0
+			for _, ev := range evs {
+				c, ok := byID[ev.CheckID]
+				if !ok {
+					skipped++ // a check this build no longer has
+					continue
+				}
+				fs := c.Evaluate(ev, pol)
+				for _, f := range fs {
+					counts[f.Outcome]++
+				}
+				if err := st.ReplaceFindings(ctx, run.ID, ev.CheckID, ev.Asset.Key(), fs); err != nil {
+					return err
+				}
+			}
+			if run.Status == store.Complete {
+				if err := st.RebuildLifecycle(ctx); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(g.stdout, "run %d re-evaluated: %d evidence records", run.ID, len(evs))
+			if skipped > 0 {
+				fmt.Fprintf(g.stdout, " (%d from checks this build does not have, left as they were)", skipped)
+			}
+			fmt.Fprintf(g.stdout, "; findings: %d fail, %d warn, %d unknown, %d pass, %d n/a\n",
+				counts[check.Fail], counts[check.Warn], counts[check.Unknown], counts[check.Pass], counts[check.NA])
+			return nil
+		},
+	}
+	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
+	c.Flags().StringVar(&policy, "policy", "", "policy file (YAML); default: the built-in policy")
+	return c
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+	"github.com/spf13/cobra"
+
+	"github.com/nhsx/posture/checks"
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnsq"
+	"github.com/nhsx/posture/scanner"
+	"github.com/nhsx/posture/scanner/estate"
+	"github.com/nhsx/posture/scanner/store"
+)
+
+// families a scan can be limited to.
+var families = []string{"dns", "email", "tls", "web", "repo"}
+
+type scanFlags struct {
+	estate, db, resolver, caFile, policy string
+	only                                 []string
+	allowPrivate                         bool
+	concurrency, perIP, perDomain        int
+	jobTimeout, dnsTimeout               time.Duration
+	githubTokenEnv, githubAPI, ctURL     string
+}
+
+func scanCmd(g *globals) *cobra.Command {
+	f := &scanFlags{}
+	c := &cobra.Command{
+		Use:   "scan",
+		Short: "Discover, scan and store one run (re-run the same command to resume an interrupted run)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.config(g)
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(cmd.Context(), f.db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			stats, err := scanner.Run(cmd.Context(), st, *cfg)
+			if stats != nil {
+				printStats(g.stdout, stats, f.db)
+			}
+			return err
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.estate, "estate", "", "estate file (default: the embedded national estate)")
+	fl.StringVar(&f.db, "db", "posture.db", "SQLite database")
+	fl.StringVar(&f.resolver, "resolver", "", "recursive resolver IP:PORT (default: /etc/resolv.conf)")
+	fl.StringVar(&f.caFile, "ca-file", "", "extra trusted CA certificates (PEM), added to the system roots")
+	fl.StringVar(&f.policy, "policy", "", "policy file (YAML) overriding thresholds and severities")
+	fl.StringSliceVar(&f.only, "only", nil, "only these check families: "+strings.Join(families, ","))
+	fl.BoolVar(&f.allowPrivate, "allow-private", false, "allow private, loopback and link-local addresses (labs only)")
+	fl.IntVar(&f.concurrency, "concurrency", 16, "concurrent jobs")
+	fl.IntVar(&f.perIP, "per-ip", 4, "concurrent connections per IP address")
+	fl.IntVar(&f.perDomain, "per-domain", 4, "concurrent jobs per estate domain")
+	fl.DurationVar(&f.jobTimeout, "job-timeout", 60*time.Second, "time limit of one check on one asset")
+	fl.DurationVar(&f.dnsTimeout, "dns-timeout", 2*time.Second, "time limit of one DNS attempt (retried twice)")
+	fl.StringVar(&f.githubTokenEnv, "github-token-env", "GITHUB_TOKEN", "environment variable holding a GitHub token")
+	fl.StringVar(&f.githubAPI, "github-api", "https://api.github.com/", "GitHub REST API base URL")
+	fl.StringVar(&f.ctURL, "ct-url", "https://crt.sh/", "Certificate Transparency search (crt.sh JSON); empty: no CT discovery")
+	return c
+}
+
+func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
+	e, err := loadEstate(f.estate)
+	if err != nil {
+		return nil, err
+	}
+	fams, err := parseFamilies(f.only)
+	if err != nil {
+		return nil, err
+	}
+	pol := check.DefaultPolicy()
+	if f.policy != "" {
+		if pol, err = check.LoadPolicy(f.policy); err != nil {
+			return nil, &usageError{err}
+		}
+	}
+	res := &dnsq.Resolver{Timeout: f.dnsTimeout}
+	if f.resolver != "" {
+		if _, _, err := net.SplitHostPort(f.resolver); err != nil {
+			return nil, usagef("--resolver %q: want IP:PORT", f.resolver)
+		}
+		res.Servers = []string{f.resolver}
+	}
+	roots, err := loadRoots(f.caFile)
+	if err != nil {
+		return nil, err
+	}
+	if f.concurrency < 1 || f.perIP < 1 || f.perDomain < 1 {
+		return nil, usagef("--concurrency, --per-ip and --per-domain must be at least 1")
+	}
+	svc := &http.Client{Timeout: 60 * time.Second}
+	gh, err := githubClient(svc, f.githubAPI, os.Getenv(f.githubTokenEnv))
+	if err != nil {
+		return nil, err
+	}
+	return &scanner.Config{
+		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
+		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots,
+		CTURL: f.ctURL, GitHub: gh, ServiceHTTP: svc,
+		Options: scanner.Options{
+			Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
+			Log: g.log, Progress: progressBar(g.stderr),
+		},
+	}, nil
+}
+
+func loadEstate(path string) (*estate.Estate, error) {
+	if path == "" {
+		return estate.Default(), nil
+	}
+	e, err := estate.Load(path)
+	if err != nil {
+		if es, ok := err.(estate.Errors); ok {
+			return nil, es
+		}
+		return nil, &usageError{err}
+	}
+	return e, nil
+}
+
+func parseFamilies(only []string) ([]string, error) {
+	var out []string
+	for _, f := range only {
+		f = strings.TrimSpace(strings.ToLower(f))
+		ok := false
+		for _, k := range families {
+			ok = ok || k == f
+		}
+		if !ok {
+			return nil, usagef("--only %q: families are %s", f, strings.Join(families, ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func loadRoots(caFile string) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return roots, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usagef("--ca-file: %v", err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, usagef("--ca-file %s: no PEM certificates in it", caFile)
+	}
+	return roots, nil
+}
+
+func githubClient(hc *http.Client, base, token string) (*github.Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, usagef("--github-api %q: want an http(s) URL", base)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	c := github.NewClient(hc)
+	if token != "" {
+		c = c.WithAuthToken(token)
+	}
+	c.BaseURL = u
+	return c, nil
+}
+
+func printStats(w io.Writer, s *scanner.Stats, db string) {
+	var parts []string
+	for _, o := range check.Outcomes {
+		if n := s.Findings[o]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	resumed := ""
+	if s.Resumed {
+		resumed = fmt.Sprintf(" (resumed: %d jobs were already done)", s.Skipped)
+	}
+	fmt.Fprintf(w, "run %d %s: %d jobs%s; findings: %s; stored in %s\n",
+		s.RunID, s.Status, s.Jobs, resumed, strings.Join(parts, ", "), db)
+}
+
+// progressBar draws on a terminal and is silent otherwise.
+func progressBar(w io.Writer) func(done, total int) {
+	if !isTerminal(w) {
+		return nil
+	}
+	last := time.Time{}
+	return func(done, total int) {
+		if done != total && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		const width = 30
+		n := 0
+		if total > 0 {
+			n = done * width / total
+		}
+		fmt.Fprintf(w, "\r[%s%s] %d/%d jobs", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total)
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// withTimeout is for commands that must not hang on a stuck peer.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+var _ = sort.Strings

@@ -1,0 +1,130 @@
+package discover_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/scanner/discover"
+	"github.com/nhsx/posture/scanner/estate"
+	"github.com/nhsx/posture/scanner/lab"
+)
+
+func TestDiscoverLab(t *testing.T) {
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	e, err := estate.Parse("lab.yaml", l.EstateYAML())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &http.Client{Transport: &http.Transport{DialContext: l.Dial}}
+	gh := github.NewClient(svc)
+	gh.BaseURL, _ = url.Parse(l.GitHubURL)
+	res, err := discover.Run(context.Background(), e, discover.Options{
+		DNS: l.Resolver(), CTURL: l.CTURL, HTTP: svc, GitHub: gh, AllowPrivate: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]check.Asset{}
+	for _, a := range res.Assets {
+		if _, dup := have[a.Key()]; dup {
+			t.Errorf("asset %s listed twice", a.Key())
+		}
+		have[a.Key()] = a
+	}
+
+	t.Run("every estate domain is an asset owned by its organisation", func(t *testing.T) {
+		for _, o := range e.Organisations {
+			for _, d := range o.Domains {
+				a, ok := have["domain:"+d]
+				if !ok || a.Org != o.Code {
+					t.Errorf("domain %s: asset %+v, want one owned by %s", d, a, o.Code)
+				}
+			}
+		}
+	})
+	t.Run("CT names are kept when in scope and resolving, dropped otherwise", func(t *testing.T) {
+		fx := l.Scope() // resolving names the guard refuses: the next subtest
+		for _, d := range l.Domains() {
+			keep, drop := l.CTNames(d.Name)
+			for _, n := range keep {
+				if n == fx.CNAME || n == fx.Metadata {
+					continue
+				}
+				if _, ok := have["host:"+n]; !ok {
+					t.Errorf("%s: CT name %s not discovered", d.Name, n)
+				}
+			}
+			for _, n := range drop {
+				if _, ok := have["host:"+n]; ok {
+					t.Errorf("%s: CT name %s should have been dropped", d.Name, n)
+				}
+			}
+		}
+	})
+	t.Run("mail hosts come from MX records", func(t *testing.T) {
+		for _, mx := range []string{lab.MX1, lab.MX2} {
+			if a, ok := have["mail:"+mx]; !ok || !res.MXHosts[mx] {
+				t.Errorf("MX host %s: %+v, want a mail asset", mx, a)
+			}
+		}
+	})
+	t.Run("hosts the scope guard would refuse are not assets", func(t *testing.T) {
+		fx := l.Scope()
+		for _, n := range []string{fx.CNAME, fx.Metadata, fx.Excluded} {
+			if _, ok := have["host:"+n]; ok {
+				t.Errorf("%s discovered, want it dropped", n)
+			}
+		}
+		if res.Dropped["alias (CNAME) of a name outside the scope"] == 0 || res.Dropped["resolves only to private, loopback or metadata addresses"] == 0 {
+			t.Errorf("dropped %v: want the CNAME and metadata fixtures counted", res.Dropped)
+		}
+	})
+	t.Run("repositories of every GitHub organisation, across pages", func(t *testing.T) {
+		orgs, repos := 0, 0
+		for _, a := range res.Assets {
+			switch a.Kind {
+			case check.KindOrg:
+				orgs++
+			case check.KindRepo:
+				repos++
+			}
+		}
+		want := 0
+		for _, o := range e.Organisations {
+			want += len(o.GitHub)
+		}
+		if orgs != want || repos < 3*want {
+			t.Errorf("%d organisations and %d repositories, want %d organisations with 3 repositories each", orgs, repos, want)
+		}
+	})
+	if len(res.Errors) > 0 {
+		t.Errorf("discovery errors: %v", res.Errors)
+	}
+}
+
+func TestDiscoverWithoutPrivateDropsLoopbackHosts(t *testing.T) {
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	e, _ := estate.Parse("lab.yaml", l.EstateYAML())
+	res, err := discover.Run(context.Background(), e, discover.Options{DNS: l.Resolver(), Families: map[string]bool{"web": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Assets {
+		if a.Kind == check.KindHost {
+			t.Fatalf("host %s kept although it resolves to loopback and --allow-private is off", a.Name)
+		}
+	}
+}
