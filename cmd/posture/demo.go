@@ -97,7 +97,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		return err
 	}
 	boardPath := filepath.Join(dir, "board.html")
-	if err := writeFile(boardPath, func(w io.Writer) error { return reports.WriteBoard(w, s) }); err != nil {
+	if err := writeFile(g.stdout, boardPath, func(w io.Writer) error { return reports.WriteBoard(w, s) }); err != nil {
 		return err
 	}
 	jsonlPath := filepath.Join(dir, "findings.jsonl")
@@ -105,7 +105,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(jsonlPath, func(w io.Writer) error { return reports.WriteJSONL(w, fs) }); err != nil {
+	if err := writeFile(g.stdout, jsonlPath, func(w io.Writer) error { return reports.WriteJSONL(w, fs) }); err != nil {
 		return err
 	}
 	mails, err := reports.BuildEmails(s, "posture@nhs.net")
@@ -126,7 +126,11 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 	}
 
 	agree, total, diffs := compareTruth(l.Truth(), fs)
-	fmt.Fprintf(g.stdout, "posture demo: %d lab domains scanned in %s\n", len(e.Organisations), time.Since(start).Round(time.Millisecond))
+	domains := 0
+	for _, o := range e.Organisations {
+		domains += len(o.Domains)
+	}
+	fmt.Fprintf(g.stdout, "posture demo: %d lab domains of %d organisations scanned in %s\n", domains, len(e.Organisations), time.Since(start).Round(time.Millisecond))
 	printStats(g.stdout, stats, dbPath)
 	fmt.Fprintf(g.stdout, "ground truth: %d of %d expected verdicts match\n", agree, total)
 	for _, d := range diffs {

@@ -53,9 +53,9 @@ func summary(ctx context.Context, db string) (*reports.Summary, *store.Store, er
 
 // writeFile writes through a temporary file and renames it, so a reader
 // never sees half a report.
-func writeFile(path string, fn func(w io.Writer) error) error {
+func writeFile(stdout io.Writer, path string, fn func(w io.Writer) error) error {
 	if path == "" || path == "-" {
-		return fn(os.Stdout)
+		return fn(stdout)
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -106,7 +106,7 @@ func reportCmd(g *globals) *cobra.Command {
 			if args[0] == "org" && s.Org(args[1]) == nil {
 				return usagef("organisation %s is not in the database", args[1])
 			}
-			err = writeFile(out, func(w io.Writer) error {
+			err = writeFile(g.stdout, out, func(w io.Writer) error {
 				switch {
 				case args[0] == "org":
 					return reports.WriteOrgReport(w, s, args[1])
@@ -157,7 +157,7 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeFile(out, func(w io.Writer) error { return write(w, fs) })
+			return writeFile(g.stdout, out, func(w io.Writer) error { return write(w, fs) })
 		},
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")

@@ -1,0 +1,41 @@
+# posture — build, test, demo. `make demo` runs the whole pipeline on the lab;
+# `make test` runs every test (what CI runs).
+GO      ?= go
+BIN     := bin/posture
+DEMODIR ?= demo-out
+HOSTS   ?= 0
+PKGS    := ./...
+
+.PHONY: build test demo lint bench fuzz clean checks-md
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/posture
+
+test: lint
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+demo: build
+	./$(BIN) demo --dir $(DEMODIR) --hosts $(HOSTS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+# Benchmarks: a scan of a large lab, the resolver, the TLS prober.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./scanner/
+	$(GO) test -run '^$$' -bench . -benchmem ./checks/...
+
+# Short fuzzing sessions of every parser (the seeds also run in `make test`).
+fuzz:
+	@for t in $$(grep -rl '^func Fuzz' --include='*_test.go' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$t || exit 1; done; done
+
+# The README's check table is generated from the catalogue.
+checks-md: build
+	./$(BIN) checks --markdown
+
+clean:
+	rm -rf bin $(DEMODIR)

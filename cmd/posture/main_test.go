@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("scope: {suffixes: [nhs.uk]}\norganisations:\n  - code: RXX\n    name: A\n    domian: [a.nhs.uk]\n"), 0o644)
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("scope: {suffixes: [nhs.uk]}\norganisations:\n  - {code: RXX, name: A, domains: [a.nhs.uk]}\n"), 0o644)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		output string // in stdout or stderr
+	}{
+		{"checks lists the catalogue", []string{"checks"}, 0, "email.dmarc.policy"},
+		{"estate validate ok", []string{"estate", "validate", good}, 0, "1 organisations, 1 domains"},
+		{"estate validate bad file is exit 2 with file:line", []string{"estate", "validate", bad}, 2, bad + ":5: organisation: unknown key \"domian\""},
+		{"missing estate file is exit 2", []string{"estate", "validate", filepath.Join(dir, "nope.yaml")}, 2, "no such file"},
+		{"unknown flag is exit 2", []string{"scan", "--no-such-flag"}, 2, "unknown flag"},
+		{"unknown command is exit 2", []string{"frobnicate"}, 2, "unknown command"},
+		{"bad family is exit 2", []string{"scan", "--only", "dns,bogus", "--db", filepath.Join(dir, "x.db")}, 2, `--only "bogus"`},
+		{"report on a missing database is exit 2", []string{"report", "board", "--db", filepath.Join(dir, "none.db")}, 2, "none.db"},
+		{"notify needs exactly one destination", []string{"notify", "--db", filepath.Join(dir, "none.db")}, 2, "exactly one of"},
+		{"export rejects an unknown format", []string{"export", "--format", "xml", "--db", filepath.Join(dir, "none.db")}, 2, "want jsonl or csv"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(out+errs, tt.output) {
+				t.Fatalf("exit %d, output:\n%s%s\nwant exit %d and %q", code, out, errs, tt.code, tt.output)
+			}
+		})
+	}
+}
+
+// TestDemoThenReportExportNotifyReeval runs the newcomer's path: the demo,
+// then every reading command on the database it left.
+func TestDemoThenReportExportNotifyReeval(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runCLI(t, "demo", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("demo exit %d:\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"ground truth:", "board report: " + filepath.Join(dir, "board.html"), "emails:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "differs:") {
+		t.Errorf("demo verdicts differ from the lab's ground truth:\n%s", out)
+	}
+	mails, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml"))
+	if len(mails) == 0 {
+		t.Errorf("no emails saved under %s/mail", dir)
+	}
+	db := filepath.Join(dir, "posture.db")
+	steps := []struct {
+		args []string
+		file string
+		want string
+	}{
+		{[]string{"report", "board", "--db", db, "-o", filepath.Join(dir, "b2.html")}, "b2.html", "<html"},
+		{[]string{"report", "board", "--markdown", "--db", db, "-o", filepath.Join(dir, "b.md")}, "b.md", "#"},
+		{[]string{"export", "--format", "jsonl", "--db", db, "-o", filepath.Join(dir, "f.jsonl")}, "f.jsonl", `"check":"email.spf.record"`},
+		{[]string{"export", "--format", "csv", "--db", db, "-o", filepath.Join(dir, "f.csv")}, "f.csv", "email.dmarc.policy"},
+		{[]string{"notify", "--db", db, "--dry-run", filepath.Join(dir, "dry")}, "", ""},
+		{[]string{"reeval", "--db", db}, "", ""},
+	}
+	for _, s := range steps {
+		code, out, errs := runCLI(t, s.args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", s.args, code, out, errs)
+		}
+		if s.file != "" {
+			b, err := os.ReadFile(filepath.Join(dir, s.file))
+			if err != nil || !strings.Contains(string(b), s.want) {
+				t.Errorf("%v: %s lacks %q (err %v)", s.args, s.file, s.want, err)
+			}
+		}
+	}
+	dry, _ := filepath.Glob(filepath.Join(dir, "dry", "*.eml"))
+	if len(dry) == 0 {
+		t.Error("notify --dry-run wrote no .eml files")
+	}
+}
+
+// TestReevalAppliesAChangedPolicy: quarantine passes under a policy that
+// does not warn on it, without a new scan.
+func TestReevalAppliesAChangedPolicy(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, errs := runCLI(t, "demo", "--dir", dir); code != 0 {
+		t.Fatalf("demo: %s%s", out, errs)
+	}
+	db := filepath.Join(dir, "posture.db")
+	count := func() int {
+		code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
+		if code != 0 {
+			t.Fatalf("export: %s", errs)
+		}
+		n := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, `"check":"email.dmarc.policy"`) && strings.Contains(l, `"outcome":"warn"`) {
+				n++
+			}
+		}
+		return n
+	}
+	before := count()
+	if before == 0 {
+		t.Fatal("the lab has no quarantine domain warning on email.dmarc.policy")
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte("email:\n  dmarc_quarantine_warn: false\n"), 0o644)
+	if code, out, errs := runCLI(t, "reeval", "--db", db, "--policy", pol); code != 0 {
+		t.Fatalf("reeval: %s%s", out, errs)
+	}
+	if after := count(); after >= before {
+		t.Fatalf("email.dmarc.policy warnings: %d before, %d after reeval with quarantine allowed", before, after)
+	}
+}
