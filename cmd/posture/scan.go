@@ -222,4 +222,3 @@ func progressBar(w io.Writer) func(done, total int) {
 		}
 	}
 }
-

@@ -46,7 +46,7 @@ type Options struct {
 	Concurrency int
 	// AllowPrivate keeps hosts that resolve to private addresses (labs).
 	AllowPrivate bool
-	Log         *slog.Logger
+	Log          *slog.Logger
 }
 
 // Result is the discovered assets and what was dropped, by reason.
