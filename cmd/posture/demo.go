@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -75,7 +74,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 	}
 	defer st.Close()
 
-	svc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: l.Dial}}
+	svc := scanner.ServiceClient(l.Dial)
 	gh, err := githubClient(svc, l.GitHubURL, "")
 	if err != nil {
 		return err

@@ -105,7 +105,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	if f.concurrency < 1 || f.perIP < 1 || f.perDomain < 1 {
 		return nil, usagef("--concurrency, --per-ip and --per-domain must be at least 1")
 	}
-	svc := &http.Client{Timeout: 60 * time.Second}
+	svc := scanner.ServiceClient(nil)
 	gh, err := githubClient(svc, f.githubAPI, os.Getenv(f.githubTokenEnv))
 	if err != nil {
 		return nil, err
