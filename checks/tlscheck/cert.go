@@ -190,7 +190,13 @@ func rawCert(ctx context.Context, dial tlsprobe.DialFunc, addr, host string, roo
 	case err != nil:
 		return failedEndpoint(addr, err)
 	case !resp.Accepted():
-		return failedEndpoint(addr, check.WithClass(check.ErrOther, fmt.Errorf("no handshake completes: crypto/tls failed and a raw TLS 1.2 hello was refused (%s)", resp.Refusal())))
+		class := check.ErrOther
+		if resp.Alert == nil {
+			// Closed on both hellos without a word: as tls.protocols
+			// says of such a port, the probe was turned away.
+			class = check.ErrBlocked
+		}
+		return failedEndpoint(addr, check.WithClass(class, fmt.Errorf("no handshake completes: crypto/tls failed and a raw TLS 1.2 hello was refused (%s)", resp.Refusal())))
 	case len(resp.Certificates) == 0:
 		return failedEndpoint(addr, check.WithClass(check.ErrOther, fmt.Errorf("the server chose %v, which sends no certificate", resp.ServerHello.Suite)))
 	}
@@ -311,6 +317,11 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 	switch {
 	case errors.As(err, &ia):
 		ch.Problem = "insecure-signature"
+	case errors.As(err, &ua) && insecureLink(certs) != "":
+		// Verify rejects a SHA-1 (or MD5) signature between served
+		// certificates as an unknown authority, keeping the reason to
+		// itself: say it, rather than blame a missing intermediate.
+		ch.Problem, ch.Detail = "insecure-signature", insecureLink(certs)
 	case errors.As(err, &ua) && len(certs) == 1 && lastSelf:
 		ch.Problem = "self-signed"
 	case errors.As(err, &ua) && lastSelf:
@@ -323,6 +334,22 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 		ch.Problem = "invalid"
 	}
 	return ch
+}
+
+// insecureLink describes the first served certificate whose signature by
+// the next served one (its issuer) uses an algorithm verifiers reject, or
+// returns "".
+func insecureLink(certs []*x509.Certificate) string {
+	for i := 0; i+1 < len(certs); i++ {
+		if !bytes.Equal(certs[i].RawIssuer, certs[i+1].RawSubject) {
+			continue
+		}
+		var ia x509.InsecureAlgorithmError
+		if err := certs[i].CheckSignatureFrom(certs[i+1]); errors.As(err, &ia) {
+			return fmt.Sprintf("%q is signed by %q with %v", certs[i].Subject.String(), certs[i+1].Subject.String(), certs[i].SignatureAlgorithm)
+		}
+	}
+	return ""
 }
 
 // insideValidity is a time inside every certificate's validity window,

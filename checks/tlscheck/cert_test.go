@@ -79,7 +79,7 @@ func TestCertificateVerdictsForLabCertificates(t *testing.T) {
 			want{tlscheck.CertKey: check.Fail, tlscheck.CertChain: check.Pass}, "", map[string]string{tlscheck.CertKey: "1024-bit RSA"}},
 		{"rsa-2048", issue(t, ca, tlstest.Leaf{RSABits: 2048}), nil, want{tlscheck.CertKey: check.Pass}, "", nil},
 		{"sha1-signed", issue(t, ca, tlstest.Leaf{RSABits: 2048, SHA1: true}), nil,
-			want{tlscheck.CertSigAlg: check.Fail, tlscheck.CertChain: check.Fail}, "", map[string]string{tlscheck.CertSigAlg: "SHA1-RSA"}},
+			want{tlscheck.CertSigAlg: check.Fail, tlscheck.CertChain: check.Fail}, "", map[string]string{tlscheck.CertSigAlg: "SHA1-RSA", tlscheck.CertChain: "insecure algorithm"}},
 		{"missing-intermediate", issue(t, ca, tlstest.Leaf{OmitIntermediate: true}), nil,
 			want{tlscheck.CertChain: check.Fail, tlscheck.CertName: check.Pass}, "", map[string]string{tlscheck.CertChain: "incomplete"}},
 		{"ocsp-good", good, func() []byte { return staple(t, ca, good, ocsp.Good) }, want{tlscheck.CertRevoke: check.Pass}, "", nil},

@@ -172,6 +172,15 @@ func evaluateProtocols(in check.In[ProtocolEvidence]) []check.Finding {
 	if r == nil { // Collect returned an error; the adapter handles it
 		return nil
 	}
+	if Silent(r) {
+		v := Verdict{Outcome: check.Unknown, Reason: string(check.ErrBlocked),
+			Message: fmt.Sprintf("port %d accepts connections but closed each of %d hellos without a TLS answer or alert: no TLS service could be judged", ev.Port, r.Connections)}
+		var out []check.Finding
+		for _, id := range ids {
+			out = append(out, v.Finding(id))
+		}
+		return out
+	}
 	return []check.Finding{
 		EvalNoSSL(r).Finding(NoSSL),
 		EvalMinVersion(r).Finding(MinVersion),

@@ -241,6 +241,34 @@ func TestVersionVerdicts(t *testing.T) {
 			}
 		})
 	}
+	closed := func(v tlsprobe.Version) tlsprobe.VersionResult {
+		return tlsprobe.VersionResult{Version: v, State: tlsprobe.Refused, Complete: true, Refusal: "connection closed"}
+	}
+	// As a scan records it: below a refused TLS 1.2 hello, inferred.
+	inferred := func(vs ...tlsprobe.VersionResult) *tlsprobe.Report {
+		for _, v := range []tlsprobe.Version{tlsprobe.TLS11, tlsprobe.TLS10, tlsprobe.SSL30} {
+			vs = append(vs, tlsprobe.VersionResult{Version: v, State: tlsprobe.Refused, Complete: true, Inferred: true,
+				Refusal: "inferred: a TLS1.2 hello was refused (connection closed)"})
+		}
+		return report(vs...)
+	}
+	silent := []struct {
+		name string
+		r    *tlsprobe.Report
+		want bool
+	}{
+		{"every hello closed", inferred(closed(tlsprobe.SSL20), closed(tlsprobe.TLS12), closed(tlsprobe.TLS13)), true},
+		{"closed, one probe reset", inferred(unk(tlsprobe.SSL20), closed(tlsprobe.TLS12), closed(tlsprobe.TLS13)), true},
+		{"TLS 1.3 refused with an alert", inferred(closed(tlsprobe.SSL20), closed(tlsprobe.TLS12),
+			tlsprobe.VersionResult{Version: tlsprobe.TLS13, State: tlsprobe.Refused, Refusal: "alert fatal protocol_version"}), false},
+		{"SSLv2 closed, TLS accepted", report(closed(tlsprobe.SSL20), acc(tlsprobe.TLS12, g)), false},
+		{"nothing accepted, refusals unrecorded", report(), false},
+	}
+	for _, tc := range silent {
+		if got := tlscheck.Silent(tc.r); got != tc.want {
+			t.Errorf("Silent(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 	if v := tlscheck.EvalTLS13(report()); v.Severity != check.Info {
 		t.Errorf("TLS 1.3 absent: severity %q, want info (never counts as a fail)", v.Severity)
 	}

@@ -45,6 +45,30 @@ func unknownOf(vr tlsprobe.VersionResult) Verdict {
 		Message: fmt.Sprintf("could not tell whether %v is accepted: %s", vr.Version, vr.Error)}
 }
 
+// Silent reports whether the server gave no TLS answer at all: nothing was
+// accepted, and every hello it was sent met a closed connection (or an
+// error), never an alert or a ServerHello. A TLS server that refuses a
+// version says so with an alert; a port that closes on every hello, the
+// full TLS 1.2 and 1.3 offers included (a filter, a tarpit that gives up,
+// a service that is not TLS, a front end with no certificate for the
+// name), tells nothing about its TLS, so no rule can be judged: without
+// this, "no version accepted" would fail tls.min-version.
+func Silent(r *tlsprobe.Report) bool {
+	closed := false
+	for _, vr := range r.Versions {
+		switch {
+		case vr.State == tlsprobe.Accepted:
+			return false
+		case vr.State != tlsprobe.Refused, vr.Inferred:
+		case vr.Refusal != "connection closed":
+			return false
+		default:
+			closed = true
+		}
+	}
+	return closed
+}
+
 // EvalNoSSL: SSLv2 or SSLv3 accepted fails.
 func EvalNoSSL(r *tlsprobe.Report) Verdict {
 	var accepted []string
@@ -271,7 +295,7 @@ func EvalCipherPreference(r *tlsprobe.Report) Verdict {
 		case "mixed":
 			order = "follows neither its own nor the client's order consistently"
 		case "":
-			order = "order not tested"
+			order = "was not tested for a suite order of its own"
 		}
 		where := ""
 		if v != tlsprobe.TLS12 {

@@ -79,6 +79,9 @@ type WebSpec struct {
 	// suites, curves). nil: Go's defaults. Its certificate comes from Cert
 	// unless the template sets Certificates or GetCertificate.
 	TLS *tls.Config
+	// Raw, if set, is handed every connection to 443 instead of the lab's
+	// TLS server: a hand-built SSLv3 server, a tarpit (see RawHandler).
+	Raw RawHandler
 }
 
 // SMTPSpec is what a host serves on SMTP (25).
@@ -86,16 +89,45 @@ type SMTPSpec struct {
 	NoStartTLS bool // do not advertise STARTTLS
 	Cert       CertSpec
 	TLS        *tls.Config // template, as in WebSpec
+	// Raw, if set, is handed every connection to 25 instead of the lab's
+	// SMTP server: a tarpit, a server that hangs up (see RawHandler).
+	Raw RawHandler
 }
 
 // CertSpec is a certificate profile. The zero value is a good certificate:
-// ECDSA P-256, issued by the lab CA for the host's name, valid for 90 days.
+// ECDSA P-256, SHA-256, issued by the lab's intermediate CA for the host's
+// name, served with that intermediate, valid from a day before the lab's
+// start for 90 days, with a stapled OCSP response saying good.
 type CertSpec struct {
-	Key        KeyType       // "": ECDSA P-256
-	Names      []string      // nil: the host's name
-	NotAfter   time.Duration // from the lab's start; 0: 90 days; negative: expired
-	SelfSigned bool
+	Key      KeyType       // "": ECDSA P-256
+	Names    []string      // nil: the host's name
+	NotAfter time.Duration // from the lab's start; 0: 90 days; negative: expired
+	// NotBefore is from the lab's start; 0: a day before it (90 days
+	// before NotAfter when that is negative); positive: not yet valid.
+	NotBefore  time.Duration
+	SelfSigned bool // signed with its own key, served alone, nothing stapled
+	// MissingIntermediate serves the leaf without the intermediate that
+	// signed it.
+	MissingIntermediate bool
+	// SHA1 signs the leaf with SHA-1, by an RSA intermediate (served) of
+	// the lab root.
+	SHA1 bool
+	// BadExtension replaces the subjectAltName with bytes that are not
+	// DER: clients cannot parse the certificate.
+	BadExtension bool
+	// Staple is the OCSP status stapled to the handshake ("": good).
+	Staple Staple
 }
+
+// Staple is the OCSP status a lab host staples.
+type Staple string
+
+const (
+	StapleGood    Staple = ""
+	StapleNone    Staple = "none" // no OCSP response
+	StapleRevoked Staple = "revoked"
+	StapleUnknown Staple = "unknown"
+)
 
 // KeyType names a certificate key. Keys are generated once per type and
 // shared by every certificate of that type, so that a large lab starts fast.

@@ -8,5 +8,6 @@ func cases() []Case {
 	var all []Case
 	all = append(all, emailCases()...)
 	all = append(all, scopeCases()...)
+	all = append(all, tlsCases()...)
 	return all
 }

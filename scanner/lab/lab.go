@@ -42,6 +42,11 @@ type Config struct {
 	// Latency is added to every DNS answer and every connection Dial makes.
 	Latency time.Duration
 	Log     *slog.Logger // nil: discard
+	// External adds the cases that need an independent TLS stack (a web
+	// host with 1024-bit DHE, served by gnutls-serv), with their ground
+	// truth, when gnutls-serv is on PATH; without it they are left out and
+	// Lab.External reports false. Off: the lab needs nothing installed.
+	External bool
 
 	cases []Case // tests: instead of cases()
 }
@@ -92,6 +97,11 @@ type Lab struct {
 	smtpMu   sync.Mutex
 	smtps    []*smtp.Server
 	smtpLns  []net.Listener
+	rawMu    sync.Mutex
+	rawConns map[net.Conn]struct{} // held by raw handlers
+
+	infraExpect []Expect // ground truth of the lab's own hosts (mx1, mx2)
+	ext         *external
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -109,6 +119,8 @@ type host struct {
 	webCfg            *tls.Config
 	smtpOnce          sync.Once
 	smtpLn            *chanListener
+	smtpCfgOnce       sync.Once
+	smtpCfg           *tls.Config
 }
 
 func (h *host) serves(s service) bool {
@@ -132,6 +144,19 @@ func (h *host) webTLS(p *pki) *tls.Config {
 	return h.webCfg
 }
 
+func (h *host) smtpTLS(p *pki) *tls.Config {
+	h.smtpCfgOnce.Do(func() {
+		h.smtpCfg = serverTLS(h.SMTP.TLS, func() (*tls.Certificate, error) {
+			return h.smtpCert.get(p, h.SMTP.Cert, []string{h.Name})
+		})
+	})
+	return h.smtpCfg
+}
+
+// External reports whether the lab serves the external TLS hosts
+// (Config.External with gnutls-serv installed).
+func (l *Lab) External() bool { return l.ext != nil && l.ext.cmd != nil }
+
 // Cases returns the lab's behaviours, in stamping order.
 func Cases() []Case { return cases() }
 
@@ -140,7 +165,8 @@ func Cases() []Case { return cases() }
 func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	l := &Lab{cfg: cfg, log: cfg.Log, Ports: map[int]int{}, done: make(chan struct{}),
 		hosts: map[netip.Addr]*host{}, byName: map[string]*host{}, byDomain: map[string]int{},
-		nameservers: map[netip.Addr]bool{}, outside: map[netip.Addr]*outsideHost{}, infra: map[int]bool{}}
+		nameservers: map[netip.Addr]bool{}, outside: map[netip.Addr]*outsideHost{}, infra: map[int]bool{},
+		rawConns: map[net.Conn]struct{}{}}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -158,6 +184,13 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if l.cases == nil {
 		l.cases = cases()
 	}
+	if cfg.External {
+		if l.ext = newExternal(); l.ext != nil {
+			l.cases = append(slices.Clip(l.cases), externalCases(l.ext)...)
+		} else {
+			l.log.Warn("lab: gnutls-serv is not installed (apt-get install gnutls-bin): the external TLS hosts are left out")
+		}
+	}
 	records, drops, err := l.build(ctx)
 	if err != nil {
 		return nil, err
@@ -167,6 +200,11 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	}
 	if err := l.startDNS(records, drops); err != nil {
 		return nil, err
+	}
+	if l.ext != nil {
+		if err := l.ext.start(l.pki); err != nil {
+			return nil, err
+		}
 	}
 	for s := service(0); s < nServices; s++ {
 		if err := l.listen(s); err != nil {
@@ -199,6 +237,7 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
+		l.closeRaw()
 		for _, ln := range l.svc {
 			if ln != nil {
 				ln.Close()
@@ -229,6 +268,9 @@ func (l *Lab) Close() error {
 			l.dns.Close()
 		}
 		l.wg.Wait()
+		if l.ext != nil {
+			l.ext.stop()
+		}
 	})
 	return nil
 }
@@ -297,6 +339,7 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 	}
 	n := max(l.cfg.Domains, len(l.cases))
 	good := goodEmail(l.cases)
+	tlsTruth := slices.ContainsFunc(l.cases, func(c Case) bool { return c.Family == "tls" })
 
 	// Infrastructure first, so its addresses do not depend on the scale.
 	var next int
@@ -316,6 +359,9 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 	}
 	for _, mx := range []string{MX1, MX2} {
 		alloc(Host{Name: mx, SMTP: &SMTPSpec{}})
+		if tlsTruth {
+			l.infraExpect = append(l.infraExpect, mailExpect(mx, nil)...)
+		}
 	}
 	records = append(records, zoneHead(NSZone)...)
 	records = append(records, zoneHead(MailZone)...)
@@ -340,7 +386,7 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 		if _, dup := l.byDomain[d.Name]; dup {
 			return nil, nil, fmt.Errorf("lab: case %s: domain %s built twice", c.Name, d.Name)
 		}
-		complete(&d, zone, c, good)
+		complete(&d, zone, c, good, tlsTruth)
 		for j := range d.Hosts {
 			hn := strings.ToLower(strings.TrimSuffix(d.Hosts[j].Name, "."))
 			if !under(hn, zone) {
@@ -378,9 +424,13 @@ func zoneHead(apex string) []string {
 // name under it); MX to the shared lab MX hosts (a case that sets MX, e.g. a
 // null MX for a parked domain, keeps its own); www, a good web host; mail, a
 // CNAME to the lab MX. Domains of other families first borrow the records
-// and expectations of the email family's all-pass case, so that a scan of
-// any lab domain has a known right answer for the email checks.
-func complete(d *Domain, zone string, c Case, good *Case) {
+// and expectations of the email family's all-pass case (unless they publish
+// TXT records at the domain or a DMARC record), so that a scan of any lab domain has
+// a known right answer for the email checks. With tlsTruth (the lab has
+// the TLS family's cases) the www host added here comes with the TLS
+// verdicts of a good web host, and the mail alias with "not applicable"
+// for every web TLS id.
+func complete(d *Domain, zone string, c Case, good *Case, tlsTruth bool) {
 	owners := map[string]map[string]bool{}
 	index := func(rs []string) {
 		for _, r := range rs {
@@ -392,7 +442,7 @@ func complete(d *Domain, zone string, c Case, good *Case) {
 		}
 	}
 	index(d.Records)
-	if c.Family != "email" && good != nil && owners[d.Name+"."] == nil && owners["_dmarc."+d.Name+"."] == nil {
+	if c.Family != "email" && good != nil && !owners[d.Name+"."]["TXT"] && owners["_dmarc."+d.Name+"."] == nil {
 		b := good.Build(d.Name)
 		d.Records = append(d.Records, b.Records...)
 		d.Drop = append(d.Drop, b.Drop...)
@@ -415,9 +465,16 @@ func complete(d *Domain, zone string, c Case, good *Case) {
 	}
 	if www := "www." + d.Name; owners[www+"."] == nil && !hostNamed(www) {
 		d.Hosts = append(d.Hosts, Host{Name: www, Web: &WebSpec{}})
+		if tlsTruth {
+			d.Expect = append(d.Expect, webExpect(www, nil)...)
+		}
 	}
 	if mail := "mail." + d.Name; owners[mail+"."] == nil && !hostNamed(mail) {
 		add = append(add, mail+". 300 IN CNAME "+MX1+".")
+		if tlsTruth {
+			// An alias of the MX, which serves nothing on 443: no TLS to judge.
+			d.Expect = append(d.Expect, webExpect(mail, all(WebTLSCheckIDs, check.NA))...)
+		}
 	}
 	d.Records = append(d.Records, add...)
 }
@@ -545,11 +602,13 @@ func (l *Lab) HostIP(name string) string {
 	return ""
 }
 
-// Truth returns the ground truth: every stamped domain's expectations.
+// Truth returns the ground truth: every stamped domain's expectations, then
+// those of the lab's own hosts (the shared MX hosts, when the lab has the
+// TLS family's cases).
 func (l *Lab) Truth() []Expect {
 	var out []Expect
 	for _, d := range l.domains {
 		out = append(out, d.Expect...)
 	}
-	return out
+	return append(out, l.infraExpect...)
 }

@@ -169,10 +169,20 @@ func (l *Lab) dispatch(s service, c net.Conn) {
 	}
 	switch s {
 	case svcHTTPS:
-		l.web[svcHTTPS].push(tls.Server(c, h.webTLS(l.pki)))
+		cfg := h.webTLS(l.pki)
+		serve := func(c net.Conn) { l.web[svcHTTPS].push(tls.Server(c, cfg)) }
+		if h.Web.Raw != nil {
+			l.raw(c, h.Name, h.Web.Raw, cfg, serve)
+			return
+		}
+		serve(c)
 	case svcHTTP:
 		l.web[svcHTTP].push(c)
 	case svcSMTP:
+		if h.SMTP.Raw != nil {
+			l.raw(c, h.Name, h.SMTP.Raw, h.smtpTLS(l.pki), func(c net.Conn) { h.smtpListener(l).push(c) })
+			return
+		}
 		h.smtpListener(l).push(c)
 	}
 }

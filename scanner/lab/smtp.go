@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,9 +22,7 @@ func (h *host) smtpListener(l *Lab) *chanListener {
 		srv.MaxMessageBytes = 1 << 20
 		srv.MaxRecipients = 50
 		if !h.SMTP.NoStartTLS {
-			srv.TLSConfig = serverTLS(h.SMTP.TLS, func() (*tls.Certificate, error) {
-				return h.smtpCert.get(l.pki, h.SMTP.Cert, []string{h.Name})
-			})
+			srv.TLSConfig = h.smtpTLS(l.pki)
 		}
 		l.serveSMTP(srv, h.smtpLn)
 	})
