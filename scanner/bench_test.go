@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/scanner"
 	"github.com/nhsx/posture/scanner/lab"
@@ -34,7 +35,7 @@ func BenchmarkScanLab(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	for _, families := range [][]string{{"email"}, nil} {
+	for _, families := range [][]string{{"email"}, {"tls"}, nil} {
 		name := "all"
 		if families != nil {
 			name = families[0]
@@ -59,6 +60,16 @@ func BenchmarkScanLab(b *testing.B) {
 				b.ReportMetric(float64(n)/took.Seconds(), "domains/s")
 				b.ReportMetric(float64(stats.Jobs)/took.Seconds(), "jobs/s")
 				b.ReportMetric(float64(after.HeapInuse)/(1<<20), "heap-MiB")
+				if name == "tls" {
+					hosts := 0
+					as, _ := st.Assets(context.Background(), stats.RunID)
+					for _, a := range as {
+						if a.Kind == check.KindHost || a.Kind == check.KindMail {
+							hosts++
+						}
+					}
+					b.ReportMetric(float64(hosts)/took.Seconds(), "tls-hosts/s")
+				}
 
 				// The floor: one bare TXT query per domain on a fresh resolver.
 				r := &dnsq.Resolver{Servers: []string{l.DNSAddr}}
