@@ -41,12 +41,14 @@ type Config struct {
 	Families []string // empty: all
 	DNS      *dnsq.Resolver
 	// Dial is the network under the scope guard (nil: the host's).
-	Dial         check.DialFunc
-	AllowPrivate bool
-	PerIP        int
-	Roots        *x509.CertPool
-	CTURL        string
-	GitHub       *github.Client
+	Dial           check.DialFunc
+	AllowPrivate   bool
+	PerIP          int
+	ConnectTimeout time.Duration // 0: the guard's default (5 s)
+	EHLOName       string        // what SMTP probes greet with
+	Roots          *x509.CertPool
+	CTURL          string
+	GitHub         *github.Client
 	// ServiceHTTP reaches configured services (CT, GitHub API).
 	ServiceHTTP *http.Client
 	Options
@@ -159,11 +161,12 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 // through a scope guard over the estate's scope plus the estate's MX hosts.
 func (c *Config) NewEnv(mx map[string]bool) *check.Env {
 	guard := &scope.Guard{
-		InScope:      func(n string) bool { return c.Estate.InScope(n) || mx[n] },
-		AllowPrivate: c.AllowPrivate,
-		DNS:          c.DNS,
-		Dial:         c.Dial,
-		PerIP:        c.PerIP,
+		InScope:        func(n string) bool { return c.Estate.InScope(n) || mx[n] },
+		AllowPrivate:   c.AllowPrivate,
+		DNS:            c.DNS,
+		Dial:           c.Dial,
+		PerIP:          c.PerIP,
+		ConnectTimeout: c.ConnectTimeout,
 	}
 	env := &check.Env{}
 	if c.Env != nil {
@@ -172,6 +175,9 @@ func (c *Config) NewEnv(mx map[string]bool) *check.Env {
 	}
 	env.DNS, env.Dial, env.Lookup, env.Roots = c.DNS, guard.DialContext, guard.Resolve, c.Roots
 	env.HTTP = guard.HTTPClient(c.Roots)
+	if c.EHLOName != "" {
+		env.EHLOName = c.EHLOName
+	}
 	if env.Log == nil {
 		env.Log = c.Log
 	}

@@ -35,6 +35,9 @@ type Env struct {
 	PortMap map[int]int
 	Log     *slog.Logger
 	Now     func() time.Time
+	// EHLOName is the name SMTP probes greet with: the scanner host's FQDN,
+	// so a mail server's operator can see who is calling.
+	EHLOName string
 }
 
 var defaultResolver = &dnsq.Resolver{}

@@ -170,7 +170,11 @@ func (o Options) collect(ctx context.Context, env *check.Env, a check.Asset) (Ev
 	}
 	now := env.Clock()
 	for _, addr := range addrs {
-		rec := &recorder{d: &Dialer{Dial: env.DialContext, EHLOName: o.EHLOName}}
+		ehlo := o.EHLOName
+		if ehlo == "" {
+			ehlo = env.EHLOName
+		}
+		rec := &recorder{d: &Dialer{Dial: env.DialContext, EHLOName: ehlo}}
 		ep := tlscheck.CertOf(ctx, rec.dial, addr, a.Name, env.Roots, now, o.timeout())
 		if rec.first != nil && rec.first.Step == "connect" && rec.first.Class == string(check.ErrUnreachable) {
 			ev.Tried = append(ev.Tried, tlscheck.AddrError{Addr: addr, Error: rec.first.Failure, Class: check.ErrUnreachable})

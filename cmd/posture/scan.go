@@ -30,7 +30,8 @@ type scanFlags struct {
 	only                                 []string
 	allowPrivate                         bool
 	concurrency, perIP, perDomain        int
-	jobTimeout, dnsTimeout               time.Duration
+	jobTimeout, dnsTimeout, connTimeout  time.Duration
+	ehloName                             string
 	githubTokenEnv, githubAPI, ctURL     string
 }
 
@@ -69,6 +70,8 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.IntVar(&f.perIP, "per-ip", 4, "concurrent connections per IP address")
 	fl.IntVar(&f.perDomain, "per-domain", 4, "concurrent jobs per estate domain")
 	fl.DurationVar(&f.jobTimeout, "job-timeout", 60*time.Second, "time limit of one check on one asset")
+	fl.DurationVar(&f.connTimeout, "connect-timeout", 5*time.Second, "time limit of one TCP connect (a host that misses it is dead for the run)")
+	fl.StringVar(&f.ehloName, "ehlo-name", defaultEHLO(), "the name SMTP probes greet mail servers with (this host's FQDN)")
 	fl.DurationVar(&f.dnsTimeout, "dns-timeout", 2*time.Second, "time limit of one DNS attempt (retried twice)")
 	fl.StringVar(&f.githubTokenEnv, "github-token-env", "GITHUB_TOKEN", "environment variable holding a GitHub token")
 	fl.StringVar(&f.githubAPI, "github-api", "https://api.github.com/", "GitHub REST API base URL")
@@ -113,6 +116,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	return &scanner.Config{
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
 		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots,
+		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
 		CTURL: f.ctURL, GitHub: gh, ServiceHTTP: svc,
 		Options: scanner.Options{
 			Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
@@ -221,4 +225,14 @@ func progressBar(w io.Writer) func(done, total int) {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// defaultEHLO is the host name if it looks like an FQDN, else "" (the probe
+// then greets as posture.invalid).
+func defaultEHLO() string {
+	h, err := os.Hostname()
+	if err != nil || !strings.Contains(h, ".") {
+		return ""
+	}
+	return h
 }
