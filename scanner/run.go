@@ -97,6 +97,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		}
 	}
 	c.Checks, c.Options.Checks = cs, cs
+	c.DNS = c.DNS.Fresh() // the resolver's cache is per run
 	key, err := c.Key()
 	if err != nil {
 		return nil, err

@@ -131,6 +131,15 @@ func (r *Resolver) init() {
 	})
 }
 
+// Fresh returns a resolver with the same settings and an empty cache: the
+// cache lives for one run, so the next run sees what DNS says then.
+func (r *Resolver) Fresh() *Resolver {
+	if r == nil {
+		return &Resolver{}
+	}
+	return &Resolver{Servers: r.Servers, Timeout: r.Timeout, Retries: r.Retries, NoCache: r.NoCache, Dial: r.Dial}
+}
+
 // Queries reports how many queries went on the wire (cache misses × attempts).
 func (r *Resolver) Queries() int64 {
 	r.mu.Lock()

@@ -151,3 +151,17 @@ func TestResolverSharesConcurrentIdenticalQueries(t *testing.T) {
 		t.Fatalf("%d queries reached the server for 10 identical concurrent lookups, want 1", got)
 	}
 }
+
+func TestFreshResolverForgetsTheLastRun(t *testing.T) {
+	var answer atomic.Value
+	answer.Store(`a.test. 60 IN TXT "v=spf1 +all"`)
+	addr := serve(t, func(w dns.ResponseWriter, r *dns.Msg) { reply(w, r, dns.RcodeSuccess, answer.Load().(string)) })
+	night1 := &Resolver{Servers: []string{addr}, Timeout: time.Second}
+	if txt, _, _ := night1.TXT(context.Background(), "a.test"); len(txt) != 1 || txt[0] != "v=spf1 +all" {
+		t.Fatalf("night 1: %q", txt)
+	}
+	answer.Store(`a.test. 60 IN TXT "v=spf1 -all"`)
+	if txt, _, _ := night1.Fresh().TXT(context.Background(), "a.test"); len(txt) != 1 || txt[0] != "v=spf1 -all" {
+		t.Fatalf("night 2 through Fresh: %q, want the new record", txt)
+	}
+}

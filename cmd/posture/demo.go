@@ -43,7 +43,9 @@ func demoCmd(g *globals) *cobra.Command {
 
 func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 	start := time.Now()
-	if err := os.MkdirAll(filepath.Join(dir, "mail"), 0o755); err != nil {
+	mailDir := filepath.Join(dir, "mail")
+	os.RemoveAll(mailDir) // each demo starts afresh
+	if err := os.MkdirAll(mailDir, 0o755); err != nil {
 		return err
 	}
 	l, err := lab.Start(ctx, lab.Config{Domains: hosts, Log: g.log})
@@ -64,7 +66,6 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		return fmt.Errorf("demo: the lab's estate: %w", err)
 	}
 	dbPath := filepath.Join(dir, "posture.db")
-	// Each demo starts from an empty database, so its report shows one night.
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		os.Remove(dbPath + suffix)
 	}
@@ -83,63 +84,92 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		Estate: e, Checks: checks.All(),
 		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 500 * time.Millisecond, Retries: 1},
 		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots,
-		CTURL: l.CTURL, GitHub: gh, ServiceHTTP: svc,
+		CTURL: l.CTURL, GitHub: gh, ServiceHTTP: svc, EHLOName: "posture-demo.lab-dns.nhs.uk",
 		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log, Progress: progressBar(g.stderr)},
 	}
-	stats, err := scanner.Run(ctx, st, cfg)
-	if err != nil {
-		return fmt.Errorf("demo: scan: %w", err)
-	}
-
-	s, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
-	if err != nil {
-		return err
-	}
-	boardPath := filepath.Join(dir, "board.html")
-	if err := writeFile(g.stdout, boardPath, func(w io.Writer) error { return reports.WriteBoard(w, s) }); err != nil {
-		return err
-	}
-	jsonlPath := filepath.Join(dir, "findings.jsonl")
-	fs, err := storeSource{st}.Findings(ctx, stats.RunID)
-	if err != nil {
-		return err
-	}
-	if err := writeFile(g.stdout, jsonlPath, func(w io.Writer) error { return reports.WriteJSONL(w, fs) }); err != nil {
-		return err
-	}
-	mails, err := reports.BuildEmails(s, "posture@nhs.net")
-	if err != nil {
-		return err
-	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := reports.Send(sctx, l.SMTPAddr, mails); err != nil {
-		return fmt.Errorf("demo: send the emails to the lab's mail server: %w", err)
-	}
-	received := l.Received()
-	for i, m := range received {
-		name := fmt.Sprintf("%03d-%s.eml", i+1, safeName(strings.Join(m.To, ",")))
-		if err := os.WriteFile(filepath.Join(dir, "mail", name), m.Data, 0o644); err != nil {
-			return err
-		}
-	}
-
-	agree, total, diffs := compareTruth(l.Truth(), fs)
 	domains := 0
 	for _, o := range e.Organisations {
 		domains += len(o.Domains)
 	}
-	fmt.Fprintf(g.stdout, "posture demo: %d lab domains of %d organisations scanned in %s\n", domains, len(e.Organisations), time.Since(start).Round(time.Millisecond))
-	printStats(g.stdout, stats, dbPath)
-	fmt.Fprintf(g.stdout, "ground truth: %d of %d expected verdicts match\n", agree, total)
-	for _, d := range diffs {
-		fmt.Fprintln(g.stdout, "  differs:", d)
+	fmt.Fprintf(g.stdout, "posture demo: a lab of %d domains owned by NHS trusts (%d organisations with their ICBs and regions)\n",
+		domains, len(e.Organisations))
+
+	// Two nights: the lab changes in between (trusts fix things, one
+	// regresses), so the second night's report and emails show what changed.
+	var boardPath, jsonlPath string
+	for night := 1; night <= 2; night++ {
+		if night == 2 {
+			changes, err := l.NextNight()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "between the nights, in the lab:")
+			for _, c := range changes {
+				fmt.Fprintf(g.stdout, "  %s: %s\n", c.Domain, c.What)
+			}
+		}
+		stats, err := scanner.Run(ctx, st, cfg)
+		if err != nil {
+			return fmt.Errorf("demo: night %d: scan: %w", night, err)
+		}
+		s, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
+		if err != nil {
+			return err
+		}
+		boardPath = filepath.Join(dir, fmt.Sprintf("board-night-%d.html", night))
+		if err := writeFile(g.stdout, boardPath, func(w io.Writer) error { return reports.WriteBoard(w, s) }); err != nil {
+			return err
+		}
+		fs, err := storeSource{st}.Findings(ctx, stats.RunID)
+		if err != nil {
+			return err
+		}
+		jsonlPath = filepath.Join(dir, "findings.jsonl")
+		if err := writeFile(g.stdout, jsonlPath, func(w io.Writer) error { return reports.WriteJSONL(w, fs) }); err != nil {
+			return err
+		}
+		mails, err := reports.BuildEmails(s, "posture@nhs.net")
+		if err != nil {
+			return err
+		}
+		seen := len(l.Received())
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err = reports.Send(sctx, l.SMTPAddr, mails)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("demo: send the emails to the lab's mail server: %w", err)
+		}
+		received := l.Received()[seen:]
+		nightDir := filepath.Join(mailDir, fmt.Sprintf("night-%d", night))
+		if err := os.MkdirAll(nightDir, 0o755); err != nil {
+			return err
+		}
+		for i, m := range received {
+			name := fmt.Sprintf("%03d-%s.eml", i+1, safeName(strings.Join(m.To, ",")))
+			if err := os.WriteFile(filepath.Join(nightDir, name), m.Data, 0o644); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(g.stdout, "night %d: ", night)
+		printStats(g.stdout, stats, dbPath)
+		if night == 2 {
+			c := s.Estate.Changes
+			fmt.Fprintf(g.stdout, "         since night 1: %d new, %d fixed, %d back again, %d still open\n",
+				c.New, c.Resolved, c.Regressed, c.StillOpen)
+		}
+		agree, total, diffs := compareTruth(l.Truth(), fs)
+		fmt.Fprintf(g.stdout, "         ground truth: %d of %d expected verdicts match\n", agree, total)
+		for _, d := range diffs {
+			fmt.Fprintln(g.stdout, "           differs:", d)
+		}
+		fmt.Fprintf(g.stdout, "         %d emails received by the lab's mail server, saved in %s\n", len(received), nightDir)
 	}
+	fmt.Fprintf(g.stdout, "done in %s\n", time.Since(start).Round(100*time.Millisecond))
 	fmt.Fprintf(g.stdout, "database:     %s\n", dbPath)
 	fmt.Fprintf(g.stdout, "board report: %s\n", boardPath)
 	fmt.Fprintf(g.stdout, "findings:     %s\n", jsonlPath)
-	fmt.Fprintf(g.stdout, "emails:       %d received by the lab's mail server, saved in %s\n", len(received), filepath.Join(dir, "mail"))
-	fmt.Fprintf(g.stdout, "estate:       %s (rescan with: posture scan --estate %s --db %s ... against a running lab)\n", estatePath, estatePath, dbPath)
+	fmt.Fprintf(g.stdout, "emails:       %s\n", mailDir)
+	fmt.Fprintf(g.stdout, "estate:       %s (the lab's estate file)\n", estatePath)
 	return nil
 }
 

@@ -56,7 +56,8 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d:\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"ground truth:", "board report: " + filepath.Join(dir, "board.html"), "emails:"} {
+	for _, want := range []string{"ground truth:", "board report: " + filepath.Join(dir, "board-night-2.html"),
+		"since night 1: 1 new, 2 fixed", "emails:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
@@ -64,9 +65,11 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 	if strings.Contains(out, "differs:") {
 		t.Errorf("demo verdicts differ from the lab's ground truth:\n%s", out)
 	}
-	mails, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml"))
-	if len(mails) == 0 {
-		t.Errorf("no emails saved under %s/mail", dir)
+	for _, night := range []string{"night-1", "night-2"} {
+		mails, _ := filepath.Glob(filepath.Join(dir, "mail", night, "*.eml"))
+		if len(mails) == 0 {
+			t.Errorf("no emails saved under %s/mail/%s", dir, night)
+		}
 	}
 	db := filepath.Join(dir, "posture.db")
 	steps := []struct {

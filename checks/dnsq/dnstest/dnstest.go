@@ -225,3 +225,33 @@ func (s *Server) Zone(name string) string {
 	}
 	return strings.TrimSuffix(best, ".")
 }
+
+// Replace swaps the records of one type at one owner for new ones (zone-file
+// lines with that owner and type); with none, the RRset is removed. It models
+// an operator changing their zone between two scans.
+func (s *Server) Replace(owner string, rrtype uint16, records ...string) error {
+	owner = dns.CanonicalName(owner)
+	var add []dns.RR
+	for _, line := range records {
+		rr, err := dns.NewRR(line)
+		if err != nil {
+			return fmt.Errorf("dnstest: record %q: %w", line, err)
+		}
+		if dns.CanonicalName(rr.Header().Name) != owner || rr.Header().Rrtype != rrtype {
+			return fmt.Errorf("dnstest: replace %s %s: record %q has another owner or type", owner, dns.TypeToString[rrtype], line)
+		}
+		rr.Header().Name = owner
+		add = append(add, rr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.rrs[owner][:0:0]
+	for _, rr := range s.rrs[owner] {
+		if rr.Header().Rrtype != rrtype {
+			kept = append(kept, rr)
+		}
+	}
+	s.rrs[owner] = append(kept, add...)
+	s.names[owner] = true
+	return nil
+}

@@ -109,3 +109,27 @@ func TestManyServersStartTogether(t *testing.T) {
 		}
 	}
 }
+
+func TestReplaceSwapsOneRRsetOnly(t *testing.T) {
+	srv, err := dnstest.Start([]string{"lab.test"},
+		`lab.test. 60 IN TXT "v=spf1 +all"`, `lab.test. 60 IN TXT "other"`, `lab.test. 60 IN MX 10 mx.lab.test.`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Replace("lab.test", dns.TypeTXT, `lab.test. 60 IN TXT "v=spf1 -all"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Replace("lab.test", dns.TypeTXT, `other.lab.test. 60 IN TXT "x"`); err == nil {
+		t.Fatal("a record of another owner was accepted")
+	}
+	r := &dnsq.Resolver{Servers: []string{srv.Addr}, NoCache: true}
+	txt, _, err := r.TXT(context.Background(), "lab.test")
+	if err != nil || len(txt) != 1 || txt[0] != "v=spf1 -all" {
+		t.Fatalf("TXT after Replace = %q, %v", txt, err)
+	}
+	mx, _, err := r.MX(context.Background(), "lab.test")
+	if err != nil || len(mx) != 1 {
+		t.Fatalf("MX after a TXT Replace = %v, %v; want it untouched", mx, err)
+	}
+}
