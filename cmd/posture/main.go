@@ -85,6 +85,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		reportCmd(g),
 		exportCmd(g),
 		notifyCmd(g),
+		acceptCmd(g),
 		checksCmd(g),
 		estateCmd(g),
 	)

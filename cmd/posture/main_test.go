@@ -136,3 +136,47 @@ func TestReevalAppliesAChangedPolicy(t *testing.T) {
 		t.Fatalf("email.dmarc.policy warnings: %d before, %d after reeval with quarantine allowed", before, after)
 	}
 }
+
+// TestAcceptMarksAFindingAccepted: an accepted risk shows in the export
+// with status accepted; a bad date or an unknown id is exit 2.
+func TestAcceptMarksAFindingAccepted(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, errs := runCLI(t, "demo", "--dir", dir); code != 0 {
+		t.Fatalf("demo: %s%s", out, errs)
+	}
+	db := filepath.Join(dir, "posture.db")
+	_, out, _ := runCLI(t, "export", "--format", "jsonl", "--db", db)
+	var id string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, `"check":"email.spf.record"`) && strings.Contains(l, `"outcome":"fail"`) {
+			id = l[strings.Index(l, `"id":"`)+6:]
+			id = id[:strings.IndexByte(id, '"')]
+			break
+		}
+	}
+	if id == "" {
+		t.Fatal("no failing email.spf.record finding in the demo")
+	}
+	if code, _, errs := runCLI(t, "accept", id, "--db", db, "--until", "2999-01-01"); code != 2 || !strings.Contains(errs, "--reason") {
+		t.Fatalf("accept without a reason: exit %d %s, want 2", code, errs)
+	}
+	if code, _, _ := runCLI(t, "accept", "no-such-id", "--db", db, "--until", "2999-01-01", "--reason", "x"); code != 2 {
+		t.Fatalf("accept of an unknown id: exit %d, want 2", code)
+	}
+	if code, out, errs := runCLI(t, "accept", id, "--db", db, "--until", "2999-01-01", "--reason", "legacy domain, retiring", "--by", "ciso"); code != 0 {
+		t.Fatalf("accept: exit %d %s%s", code, out, errs)
+	}
+	_, out, _ = runCLI(t, "export", "--format", "jsonl", "--db", db)
+	found := false
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, `"id":"`+id+`"`) {
+			found = true
+			if !strings.Contains(l, `"status":"accepted"`) {
+				t.Fatalf("after accept, the finding exports as %s", l)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("finding %s is not in the export after accept", id)
+	}
+}
