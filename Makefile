@@ -25,7 +25,7 @@ lint:
 # Benchmarks: a scan of a large lab, the resolver, the TLS prober.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./scanner/
-	$(GO) test -run '^$$' -bench . -benchmem ./checks/...
+	$(GO) test -run '^$$' -bench . -benchmem ./checks/... ./scanner/store/ ./reports/
 
 # Short fuzzing sessions of every parser (the seeds also run in `make test`).
 fuzz:
