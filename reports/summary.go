@@ -508,15 +508,21 @@ func tally(fs []Finding) map[cellKey]*cell {
 	for _, f := range fs {
 		k := cellKey{orgOf(f), f.CheckID, f.Asset.Key()}
 		acc := f.Status == StatusAccepted
+		o := f.Outcome
+		if f.Severity == check.Info && o.Counts() {
+			// Info is "record only, never fail" (checks.md): shown in
+			// the findings, never counted against the score.
+			o = check.NA
+		}
 		c := m[k]
 		if c == nil {
-			m[k] = &cell{worst: f.Outcome, accepted: acc}
+			m[k] = &cell{worst: o, accepted: acc}
 			continue
 		}
-		switch w := check.Worst(c.worst, f.Outcome); {
+		switch w := check.Worst(c.worst, o); {
 		case w != c.worst:
 			c.worst, c.accepted = w, acc
-		case f.Outcome == w:
+		case o == w:
 			c.accepted = c.accepted && acc
 		}
 	}

@@ -81,6 +81,29 @@ func TestSummaryUnknownIsNeverCountedAsFail(t *testing.T) {
 	}
 }
 
+func TestSummaryInfoFindingsAreRecordedNotCounted(t *testing.T) {
+	info := fd("RJ7", check.KindHost, "a.nhs.uk", "tls.min-version", check.Warn, ChangeNew, day1, "TLS 1.3 not offered")
+	info.Severity = check.Info
+	src := &memSource{
+		runs: []Run{{ID: 1, Started: day1, Finished: day1}},
+		findings: map[int64][]Finding{1: {
+			info,
+			fd("RJ7", check.KindHost, "b.nhs.uk", "tls.min-version", check.Pass, "", time.Time{}, "ok"),
+		}},
+	}
+	s := mustSummary(t, src)
+	if sc := s.Org("RJ7").Score; !sc.Valid || sc.Value != 100 {
+		t.Errorf("score %v, want 100%%: an info finding never counts against posture", sc)
+	}
+	found := false
+	for _, f := range s.Findings {
+		found = found || f.Message == "TLS 1.3 not offered"
+	}
+	if !found {
+		t.Error("the info finding is not in the summary's findings: it must still be recorded")
+	}
+}
+
 func TestSummaryHierarchyOrderAndImplicitParents(t *testing.T) {
 	s := mustSummary(t, fixture())
 	var got []string
