@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -51,12 +52,9 @@ func TestExitCodes(t *testing.T) {
 // TestDemoThenReportExportNotifyReeval runs the newcomer's path: the demo,
 // then every reading command on the database it left.
 func TestDemoThenReportExportNotifyReeval(t *testing.T) {
-	dir := t.TempDir()
-	code, out, errs := runCLI(t, "demo", "--dir", dir)
-	if code != 0 {
-		t.Fatalf("demo exit %d:\n%s%s", code, out, errs)
-	}
-	for _, want := range []string{"ground truth:", "board report: " + filepath.Join(dir, "board-night-2.html"),
+	dir, db := demoCopy(t)
+	demoDir, out := demoOnce.dir, demoOnce.out
+	for _, want := range []string{"ground truth:", "board report: " + filepath.Join(demoDir, "board-night-2.html"),
 		"since night 1: 1 new, 2 fixed", "emails:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
@@ -66,12 +64,11 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 		t.Errorf("demo verdicts differ from the lab's ground truth:\n%s", out)
 	}
 	for _, night := range []string{"night-1", "night-2"} {
-		mails, _ := filepath.Glob(filepath.Join(dir, "mail", night, "*.eml"))
+		mails, _ := filepath.Glob(filepath.Join(demoDir, "mail", night, "*.eml"))
 		if len(mails) == 0 {
-			t.Errorf("no emails saved under %s/mail/%s", dir, night)
+			t.Errorf("no emails saved under %s/mail/%s", demoDir, night)
 		}
 	}
-	db := filepath.Join(dir, "posture.db")
 	steps := []struct {
 		args []string
 		file string
@@ -105,11 +102,7 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 // TestReevalAppliesAChangedPolicy: quarantine passes under a policy that
 // does not warn on it, without a new scan.
 func TestReevalAppliesAChangedPolicy(t *testing.T) {
-	dir := t.TempDir()
-	if code, out, errs := runCLI(t, "demo", "--dir", dir); code != 0 {
-		t.Fatalf("demo: %s%s", out, errs)
-	}
-	db := filepath.Join(dir, "posture.db")
+	dir, db := demoCopy(t)
 	count := func() int {
 		code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
 		if code != 0 {
@@ -140,11 +133,7 @@ func TestReevalAppliesAChangedPolicy(t *testing.T) {
 // TestAcceptMarksAFindingAccepted: an accepted risk shows in the export
 // with status accepted; a bad date or an unknown id is exit 2.
 func TestAcceptMarksAFindingAccepted(t *testing.T) {
-	dir := t.TempDir()
-	if code, out, errs := runCLI(t, "demo", "--dir", dir); code != 0 {
-		t.Fatalf("demo: %s%s", out, errs)
-	}
-	db := filepath.Join(dir, "posture.db")
+	_, db := demoCopy(t)
 	_, out, _ := runCLI(t, "export", "--format", "jsonl", "--db", db)
 	var id string
 	for _, l := range strings.Split(out, "\n") {
@@ -179,4 +168,42 @@ func TestAcceptMarksAFindingAccepted(t *testing.T) {
 	if !found {
 		t.Fatalf("finding %s is not in the export after accept", id)
 	}
+}
+
+var demoOnce struct {
+	sync.Once
+	dir, out string
+	err      string
+}
+
+// demoCopy gives a test its own copy of the database a demo left, so the
+// tests that only need a database with two nights in it run the demo once.
+func demoCopy(t *testing.T) (dir, db string) {
+	t.Helper()
+	demoOnce.Do(func() {
+		d, err := os.MkdirTemp("", "posture-demo-*")
+		if err != nil {
+			demoOnce.err = err.Error()
+			return
+		}
+		demoOnce.dir = d
+		code, out, errs := runCLI(t, "demo", "--dir", d)
+		if code != 0 {
+			demoOnce.err = out + errs
+		}
+		demoOnce.out = out
+	})
+	if demoOnce.err != "" {
+		t.Fatalf("demo: %s", demoOnce.err)
+	}
+	dir = t.TempDir()
+	b, err := os.ReadFile(filepath.Join(demoOnce.dir, "posture.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = filepath.Join(dir, "posture.db")
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, db
 }

@@ -23,7 +23,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(cliChildEnv) != "" {
 		os.Exit(run(strings.Split(os.Getenv(cliChildEnv), "\x1f"), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if demoOnce.dir != "" {
+		os.RemoveAll(demoOnce.dir)
+	}
+	os.Exit(code)
 }
 
 func cliChild(args ...string) *exec.Cmd {
