@@ -128,6 +128,9 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		if err != nil {
 			return c.interrupted(ctx, st, runID, resumed, err)
 		}
+		if len(res.Missing) > 0 {
+			c.Log.Warn("estate domains that do not exist in DNS: their checks are unknown", "count", len(res.Missing), "domains", res.Missing)
+		}
 		for reason, n := range res.Dropped {
 			c.Log.Info("discovery dropped names", "reason", reason, "count", n)
 		}

@@ -18,6 +18,7 @@ const (
 	ErrDNS         ErrClass = "dns"         // SERVFAIL, REFUSED, malformed answer
 	ErrBlocked     ErrClass = "blocked"     // the peer dropped or tarpitted the probe
 	ErrScope       ErrClass = "scope"       // the scope guard refused the connection
+	ErrNoDomain    ErrClass = "nxdomain"    // the asset's name does not exist in DNS
 	ErrMalformed   ErrClass = "malformed"   // the peer answered garbage
 	ErrTooLarge    ErrClass = "too-large"   // a response exceeded its bound
 	ErrCanceled    ErrClass = "canceled"    // the run was interrupted

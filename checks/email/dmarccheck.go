@@ -182,6 +182,9 @@ func collectDMARC(ctx context.Context, env *check.Env, a check.Asset) (DMARCEvid
 	}
 	ev.MX = query(ctx, r, domain, dns.TypeMX)
 	ev.TXT = query(ctx, r, domain, dns.TypeTXT)
+	if err := noDomain("dmarc", ev.TXT); err != nil {
+		return ev, err
+	}
 	return ev, nil
 }
 

@@ -55,6 +55,17 @@ func query(ctx context.Context, r *dnsq.Resolver, name string, qtype uint16) Loo
 	return l
 }
 
+// noDomain is the error for an asset whose name does not exist in DNS
+// (NXDOMAIN at the name itself, not at _dmarc): its email rules cannot be
+// judged. The estate may list a lapsed domain, or the resolver may be
+// answering NXDOMAIN for everything; either way unknown, never fail.
+func noDomain(family string, l Lookup) error {
+	if l.Rcode != "NXDOMAIN" {
+		return nil
+	}
+	return check.WithClass(check.ErrNoDomain, fmt.Errorf("%s: %s does not exist in DNS (NXDOMAIN): check the estate file and the domain's registration", family, l.Name))
+}
+
 // lookupErr turns a failed lookup back into an error for Collect.
 type lookupErr struct{ l Lookup }
 

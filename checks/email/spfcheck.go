@@ -162,6 +162,9 @@ func collectSPF(ctx context.Context, env *check.Env, a check.Asset) (SPFEvidence
 	if ev.TXT.failed() {
 		return ev, fmt.Errorf("spf: lookup TXT %s: %w", domain, &lookupErr{ev.TXT})
 	}
+	if err := noDomain("spf", ev.TXT); err != nil {
+		return ev, err
+	}
 	ev.MX = query(ctx, r, domain, dns.TypeMX)
 	ev.Records = spfRecords(ev.TXT.Answers)
 	if len(ev.Records) == 1 {

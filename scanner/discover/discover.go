@@ -58,6 +58,8 @@ type Result struct {
 	MXHosts map[string]bool
 	// Errors are sources that could not be read (they leave gaps, not fails).
 	Errors []string
+	// Missing are estate domains that do not exist in DNS (NXDOMAIN).
+	Missing []string
 }
 
 // Run discovers the estate's assets.
@@ -239,9 +241,18 @@ func (d *run) outside(chain []string) string {
 
 // mx finds the mail hosts of a domain; a null MX ("0 .") means none.
 func (d *run) mx(ctx context.Context, org, dom string) {
-	mxs, _, err := d.o.DNS.MX(ctx, dom)
+	mxs, resp, err := d.o.DNS.MX(ctx, dom)
 	if err != nil {
 		d.fail("mx "+dom, err)
+		return
+	}
+	if resp.NXDomain() {
+		// A lapsed or mistyped estate domain (or a resolver that answers
+		// NXDOMAIN for everything): its checks will say unknown.
+		d.o.Log.Warn("estate domain does not exist in DNS (NXDOMAIN)", "domain", dom, "org", org)
+		d.mu.Lock()
+		d.res.Missing = append(d.res.Missing, dom)
+		d.mu.Unlock()
 		return
 	}
 	for _, m := range mxs {

@@ -109,6 +109,17 @@ func TestDiscoverLab(t *testing.T) {
 	if len(res.Errors) > 0 {
 		t.Errorf("discovery errors: %v", res.Errors)
 	}
+	t.Run("estate domains that do not exist are reported", func(t *testing.T) {
+		var absent []string
+		for _, d := range l.Domains() {
+			if d.Absent {
+				absent = append(absent, d.Name)
+			}
+		}
+		if len(absent) == 0 || len(res.Missing) != len(absent) || res.Missing[0] != absent[0] {
+			t.Errorf("missing %v, want the lab's absent domains %v", res.Missing, absent)
+		}
+	})
 }
 
 func TestDiscoverWithoutPrivateDropsLoopbackHosts(t *testing.T) {

@@ -35,6 +35,9 @@ type Domain struct {
 	// Expect is the ground truth: the worst outcome (check.Worst) of each
 	// catalogue id on each asset. A test compares a scan of the lab with it.
 	Expect []Expect
+	// Absent makes the domain not exist at all (NXDOMAIN): an estate that
+	// lists a lapsed domain. The lab adds nothing to it (no SOA, MX or www).
+	Absent bool
 
 	// Hosts are servers under the domain. Each gets its own loopback address
 	// and an A record; its Web and SMTP specs say what it serves.

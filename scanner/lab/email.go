@@ -126,6 +126,11 @@ func emailCases() []Case {
 			m.drop = []string{"_dmarc." + d}
 		}, dmarcGate(check.Unknown, check.Unknown)),
 		// no aggregate reports.
+		// the estate lists a domain that does not exist (lapsed, or a typo):
+		// nothing to judge, so every rule is unknown (nxdomain), never fail.
+		{Name: "domain-nxdomain", Family: "email", Build: func(d string) Domain {
+			return Domain{Name: d, Absent: true, Expect: all(EmailCheckIDs, check.Unknown).expect(d)}
+		}},
 		mailCase("dmarc-no-rua", func(d string, m *mailDomain) {
 			m.dmarc = []string{"v=DMARC1; p=reject"}
 		}, want{"email.dmarc.reporting": check.Fail}),

@@ -386,7 +386,9 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 		if _, dup := l.byDomain[d.Name]; dup {
 			return nil, nil, fmt.Errorf("lab: case %s: domain %s built twice", c.Name, d.Name)
 		}
-		complete(&d, zone, c, good, tlsTruth)
+		if !d.Absent {
+			complete(&d, zone, c, good, tlsTruth)
+		}
 		for j := range d.Hosts {
 			hn := strings.ToLower(strings.TrimSuffix(d.Hosts[j].Name, "."))
 			if !under(hn, zone) {
