@@ -10,7 +10,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,21 +146,6 @@ func TestMailTLSConnectionBudget(t *testing.T) {
 	t.Logf("K=%d V=%d sessions=%d (+1 for the certificate)", k, v, e.Report.Connections)
 }
 
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines left behind\n%s", n-before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
 // Servers that drop or tarpit us give unknown ("probe blocked"), never
 // fail, within one timeout.
 func TestMailTLSOfBlockingServerIsUnknownNeverFail(t *testing.T) {
@@ -192,7 +176,7 @@ func TestMailTLSOfBlockingServerIsUnknownNeverFail(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			srv := tlstest.Start(t, tc.handle)
 			start := time.Now()
 			_, got := run(t, smtptls.CheckWith(smtptls.Options{Timeout: timeout}), labEnv(t, srv.Addr, nil))

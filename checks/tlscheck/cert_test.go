@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"math/big"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,21 +15,6 @@ import (
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
 )
-
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines left behind\n%s", n-before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 type want map[string]check.Outcome
 
@@ -88,7 +72,7 @@ func TestCertificateVerdictsForLabCertificates(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			cert := tc.cert.Cert
 			if tc.staple != nil {
 				cert.OCSPStaple = tc.staple()
@@ -113,7 +97,7 @@ func TestCertificateVerdictsForLabCertificates(t *testing.T) {
 }
 
 func TestCertificateOfMalformedExtensionIsUnknownMalformed(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	ca := newCA(t)
 	bad := issue(t, ca, tlstest.Leaf{BadExtension: true})
 	srv := tlstest.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{bad.Cert}})
@@ -162,7 +146,7 @@ func TestCertificateOfClosedPortIsNotApplicable(t *testing.T) {
 }
 
 func TestCertificateOfStalledServerIsUnknownTimeout(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	srv := tlstest.Start(t, tlstest.Stall)
 	start := time.Now()
 	_, got := run(t, tlscheck.CertificateWith(tlscheck.Options{Timeout: 300 * time.Millisecond}), labEnv(t, srv.Addr, nil))

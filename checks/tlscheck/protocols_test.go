@@ -47,7 +47,7 @@ func TestProtocolVerdictsForLabServers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			_, got := run(t, tlscheck.Protocols(), labEnv(t, tc.start(t), ca.Pool()))
 			for id, o := range tc.want {
 				if got[id].Outcome != o {
@@ -133,7 +133,7 @@ func TestProtocolsOfClosedPortIsNotApplicable(t *testing.T) {
 }
 
 func TestProtocolsOfTarpitIsUnknownWithinTimeout(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	srv := tlstest.Start(t, tlstest.Stall)
 	_, got := run(t, tlscheck.ProtocolsWith(tlscheck.Options{Timeout: 300 * 1e6}), labEnv(t, srv.Addr, nil))
 	for id, f := range got {

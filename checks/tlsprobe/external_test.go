@@ -99,7 +99,7 @@ func TestScanGnuTLSReportsExactlyWhatItsPriorityAllows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			args := []string{"--port", "{port}", "--x509certfile", certFile, "--x509keyfile", keyFile,
 				"--priority", tc.priority, "-a", "-q", "--noticket"}
 			if tc.dh != "" {
@@ -205,7 +205,7 @@ func TestScanOpenSSLReportsExactlyWhatItsCipherStringAllows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			args := []string{"s_server", "-accept", "127.0.0.1:{port}", "-cert", certFile, "-key", keyFile, "-quiet", "-no_ticket", "-cipher", tc.cipher}
 			if tc.suites13 != "" {
 				args = append(args, "-ciphersuites", tc.suites13)

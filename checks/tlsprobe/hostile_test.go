@@ -51,7 +51,7 @@ func TestScanOfHostileServerIsUnknownWithReasonInTime(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			handle := tlstest.Stall
 			if tc.handle != nil {
 				handle = tlstest.Respond(tc.handle(nil))
@@ -106,7 +106,7 @@ func TestScanOfDeadAddressCostsOneAttempt(t *testing.T) {
 }
 
 func TestScanStopsWhenContextEnds(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	srv := tlstest.Start(t, tlstest.Stall)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)

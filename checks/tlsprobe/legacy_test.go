@@ -14,7 +14,7 @@ import (
 // prove the prober detects them.
 
 func TestScanDetectsSSLv3OnlyServerAndItsSuites(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	is := issue(t, newCA(t), tlstest.Leaf{RSABits: 2048})
 	suites := []uint16{0x0005, 0x000A, 0x0004} // RC4-SHA, 3DES, RC4-MD5
 	srv := tlstest.Start(t, tlstest.SSLv3Handler(suites, is.Cert.Certificate, nil))
@@ -41,7 +41,7 @@ func TestScanDetectsSSLv3OnlyServerAndItsSuites(t *testing.T) {
 }
 
 func TestScanDetectsSSLv3AlongsideTLS(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	is := issue(t, newCA(t), tlstest.Leaf{RSABits: 2048})
 	cfg := &tls.Config{Certificates: []tls.Certificate{is.Cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_CBC_SHA}}
@@ -59,7 +59,7 @@ func TestScanDetectsSSLv3AlongsideTLS(t *testing.T) {
 }
 
 func TestScanDetectsSSLv2(t *testing.T) {
-	checkNoLeak(t)
+	tlstest.NoLeak(t)
 	is := issue(t, newCA(t), tlstest.Leaf{RSABits: 2048})
 	cfg := &tls.Config{Certificates: []tls.Certificate{is.Cert}}
 	srv := tlstest.Start(t, tlstest.SSLv2Handler(is.Cert.Certificate[0], tlstest.TLSHandler(cfg)))

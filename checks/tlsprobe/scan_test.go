@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -74,21 +73,6 @@ func goSuitesAt(suites []uint16, v uint16, ecdsa bool) []string {
 	return out
 }
 
-func checkNoLeak(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines left behind (before %d, after %d)\n%s", n-before, before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
 func TestScanGoServerReportsExactlyItsVersionsAndSuites(t *testing.T) {
 	ca := newCA(t)
 	rsaCert := issue(t, ca, tlstest.Leaf{RSABits: 2048})
@@ -115,7 +99,7 @@ func TestScanGoServerReportsExactlyItsVersionsAndSuites(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeak(t)
+			tlstest.NoLeak(t)
 			srv := tlstest.StartTLS(t, &tls.Config{
 				Certificates: []tls.Certificate{tc.cert.Cert}, MinVersion: tc.min, MaxVersion: tc.max, CipherSuites: tc.suites,
 			})
