@@ -80,7 +80,7 @@ var Rules = withRule([]check.Meta{
 	},
 	{
 		ID: MXCert, Family: "email", Title: "MX certificate valid", Severity: check.Medium, Targets: mailOnly,
-		Description: "The MX certificate's chain, its name (the MX host), key, signature, dates and stapled revocation status, judged as in tls.cert.*. High when the domain's MTA-STS mode is enforce.",
+		Description: "The MX certificate's chain, its name (the MX host), key, signature, dates and stapled revocation status, judged as in tls.cert.*. (checks.md raises it to high under MTA-STS enforce; that waits for the MTA-STS check.)",
 		Remediation: "Install a certificate from a public CA that names the MX host, with the full chain, an RSA 2048/ECDSA P-256 key and automated renewal. Senders enforcing MTA-STS refuse delivery otherwise.",
 		Standards:   []check.Ref{mc("certificate rules"), {Standard: "RFC 8461 (MTA-STS)", Section: "§4.2 (PKIX validation of MX certificates)", URL: "https://www.rfc-editor.org/rfc/rfc8461", Status: "unverified"}},
 	},
