@@ -76,6 +76,7 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 	}{
 		{[]string{"report", "board", "--db", db, "-o", filepath.Join(dir, "b2.html")}, "b2.html", "<html"},
 		{[]string{"report", "board", "--markdown", "--db", db, "-o", filepath.Join(dir, "b.md")}, "b.md", "#"},
+		{[]string{"report", "org", "R0A", "--db", db, "-o", filepath.Join(dir, "r0a.html")}, "r0a.html", "Manchester University NHS Foundation Trust"},
 		{[]string{"export", "--format", "jsonl", "--db", db, "-o", filepath.Join(dir, "f.jsonl")}, "f.jsonl", `"check":"email.spf.record"`},
 		{[]string{"export", "--format", "csv", "--db", db, "-o", filepath.Join(dir, "f.csv")}, "f.csv", "email.dmarc.policy"},
 		{[]string{"notify", "--db", db, "--dry-run", filepath.Join(dir, "dry")}, "", ""},
