@@ -54,8 +54,8 @@ type Config struct {
 	Options
 }
 
-// Key identifies "the same command": the estate, the families and the check
-// list. Re-running with the same key resumes an unfinished run.
+// Key identifies "the same command": the estate, the families, the check
+// list and the policy. Re-running with the same key resumes an unfinished run.
 func (c *Config) Key() (string, error) {
 	b, err := c.Estate.Marshal()
 	if err != nil {
@@ -69,6 +69,17 @@ func (c *Config) Key() (string, error) {
 	for _, ch := range c.Checks {
 		fmt.Fprintf(h, "%s,", ch.ID())
 	}
+	// A different policy is a different run: resuming must not mix the
+	// verdicts of two policies (reeval is how a policy is re-applied).
+	pol := c.Policy
+	if pol == nil {
+		pol = check.DefaultPolicy()
+	}
+	pb, err := json.Marshal(pol)
+	if err != nil {
+		return "", fmt.Errorf("run key: %w", err)
+	}
+	h.Write(pb)
 	return hex.EncodeToString(h.Sum(nil)[:12]), nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/scanner/estate"
 	"github.com/nhsx/posture/scanner/store"
 )
 
@@ -221,5 +222,39 @@ func TestScanGivesSlowChecksTheirLongerTimeout(t *testing.T) {
 	}
 	if got := outcomes(t, st, run)["d000.nhs.uk t.smtp.rule"]; got != check.Pass {
 		t.Fatalf("outcome %q: the check's own 1 s limit should have replaced the 50 ms default", got)
+	}
+}
+
+func TestRunKeyChangesWithWhatTheRunWouldJudge(t *testing.T) {
+	e := estate.Default()
+	c := probe{"t.a", func(ctx context.Context, a check.Asset) (string, error) { return "", nil }}.Check()
+	base := Config{Estate: e, Checks: []check.Check{c}}
+	key := func(cfg Config) string {
+		k, err := cfg.Key()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	strict := check.DefaultPolicy()
+	strict.TLS.CertWarnDays = 30
+	other := probe{"t.b", nil}.Check()
+	tests := []struct {
+		name string
+		cfg  Config
+		same bool
+	}{
+		{"same command", Config{Estate: e, Checks: []check.Check{c}}, true},
+		{"default policy given explicitly", Config{Estate: e, Checks: []check.Check{c}, Options: Options{Policy: check.DefaultPolicy()}}, true},
+		{"another policy", Config{Estate: e, Checks: []check.Check{c}, Options: Options{Policy: strict}}, false},
+		{"another family", Config{Estate: e, Checks: []check.Check{c}, Families: []string{"email"}}, false},
+		{"another check list", Config{Estate: e, Checks: []check.Check{c, other}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := key(tt.cfg) == key(base); got != tt.same {
+				t.Fatalf("same key = %v, want %v", got, tt.same)
+			}
+		})
 	}
 }
