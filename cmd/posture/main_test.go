@@ -98,6 +98,13 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 	if len(dry) == 0 {
 		t.Error("notify --dry-run wrote no .eml files")
 	}
+	// --digest also reminds organisations whose open findings did not change.
+	if code, out, errs := runCLI(t, "notify", "--db", db, "--digest", "--dry-run", filepath.Join(dir, "digest")); code != 0 {
+		t.Fatalf("notify --digest: %s%s", out, errs)
+	}
+	if digest, _ := filepath.Glob(filepath.Join(dir, "digest", "*.eml")); len(digest) <= len(dry) {
+		t.Errorf("notify --digest wrote %d emails, want more than the %d of changes only", len(digest), len(dry))
+	}
 }
 
 // TestReevalAppliesAChangedPolicy: quarantine passes under a policy that

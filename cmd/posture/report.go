@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -167,7 +169,8 @@ func exportCmd(g *globals) *cobra.Command {
 }
 
 func notifyCmd(g *globals) *cobra.Command {
-	var db, smtpAddr, dryRun, from string
+	var db, smtpAddr, dryRun, from, caFile string
+	var digest bool
 	c := &cobra.Command{
 		Use:   "notify",
 		Short: "Email each organisation its changes (or --dry-run DIR to write .eml files)",
@@ -181,7 +184,7 @@ func notifyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			mails, err := reports.BuildEmails(s, from)
+			mails, err := reports.EmailOptions{From: from, Digest: digest}.Build(s)
 			if err != nil {
 				return err
 			}
@@ -194,7 +197,19 @@ func notifyCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 			defer cancel()
-			if err := reports.Send(ctx, smtpAddr, mails); err != nil {
+			m := &reports.Mailer{Addr: smtpAddr}
+			if caFile != "" {
+				roots, err := loadRoots(caFile)
+				if err != nil {
+					return err
+				}
+				host, _, err := net.SplitHostPort(smtpAddr)
+				if err != nil {
+					return usagef("--smtp %q: want HOST:PORT", smtpAddr)
+				}
+				m.TLSConfig = &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+			}
+			if err := m.Send(ctx, mails); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "sent %d emails through %s\n", len(mails), smtpAddr)
@@ -205,5 +220,7 @@ func notifyCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&smtpAddr, "smtp", "", "SMTP relay HOST:PORT")
 	c.Flags().StringVar(&dryRun, "dry-run", "", "write .eml files to this directory instead of sending")
 	c.Flags().StringVar(&from, "from", "posture@nhs.net", "sender address")
+	c.Flags().StringVar(&caFile, "ca-file", "", "extra trusted CA certificates (PEM) for the relay's STARTTLS certificate")
+	c.Flags().BoolVar(&digest, "digest", false, "also remind organisations with open findings but no change (a weekly run)")
 	return c
 }
