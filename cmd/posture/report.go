@@ -6,8 +6,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"os"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
