@@ -4,6 +4,7 @@ GO      ?= go
 BIN     := bin/posture
 DEMODIR ?= demo-out
 HOSTS   ?= 0
+FUZZTIME ?= 20s
 PKGS    := ./...
 
 .PHONY: build test demo lint bench fuzz clean checks-md
@@ -31,7 +32,7 @@ bench:
 fuzz:
 	@for t in $$(grep -rl '^func Fuzz' --include='*_test.go' . | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$t || exit 1; done; done
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; done; done
 
 # The README's check table is generated from the catalogue: this rewrites it
 # in place (a test fails when it is stale).

@@ -245,6 +245,9 @@ func parseURIs(v string) ([]URI, error) {
 			}
 			u.Addr = strings.ToLower(addr)
 			u.Domain = strings.TrimSuffix(strings.ToLower(addr[at+1:]), ".")
+			if u.Domain == "" {
+				return nil, fmt.Errorf("%q is not a mail address: no domain", clip(raw))
+			}
 		}
 		out = append(out, u)
 	}
