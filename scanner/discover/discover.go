@@ -249,7 +249,7 @@ func (d *run) mx(ctx context.Context, org, dom string) {
 	if resp.NXDomain() {
 		// A lapsed or mistyped estate domain (or a resolver that answers
 		// NXDOMAIN for everything): its checks will say unknown.
-		d.o.Log.Warn("estate domain does not exist in DNS (NXDOMAIN)", "domain", dom, "org", org)
+		d.o.Log.Info("estate domain does not exist in DNS (NXDOMAIN)", "domain", dom, "org", org)
 		d.mu.Lock()
 		d.res.Missing = append(d.res.Missing, dom)
 		d.mu.Unlock()
