@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nhsx/posture/scanner/store"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -214,4 +216,19 @@ func demoCopy(t *testing.T) (dir, db string) {
 		t.Fatal(err)
 	}
 	return dir, db
+}
+
+// TestSecondScanOnTheSameDatabaseIsRefused: an overrunning nightly scan and
+// the next night's must not work on the same run at once.
+func TestSecondScanOnTheSameDatabaseIsRefused(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	unlock, err := store.LockScans(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	code, out, errs := runCLI(t, "scan", "--db", db, "--ct-url", "", "--only", "email")
+	if code != exitError || !strings.Contains(out+errs, "another scan is running on this database") {
+		t.Fatalf("exit %d:\n%s%s\nwant exit 1 saying another scan is running", code, out, errs)
+	}
 }

@@ -46,6 +46,11 @@ func scanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			unlock, err := store.LockScans(f.db)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			st, err := store.Open(cmd.Context(), f.db)
 			if err != nil {
 				return err
