@@ -118,6 +118,10 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 		todo = append(todo, job{j.Asset, j.Check})
 	}
 
+	// wctx stops the workers when the run is interrupted or the store
+	// fails: probing on without being able to store is wasted traffic.
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
 	jobs := make(chan job)
 	results := make(chan result, o.Concurrency)
 	var panics atomic.Int64
@@ -129,13 +133,13 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 		go func() {
 			defer workers.Done()
 			for j := range jobs {
-				release, err := polite.acquire(ctx, politeKey(j.a))
+				release, err := polite.acquire(wctx, politeKey(j.a))
 				if err != nil {
 					return // cancelled while waiting: the job stays undone
 				}
-				r := runJob(ctx, j.c, j.a, o, &panics)
+				r := runJob(wctx, j.c, j.a, o, &panics)
 				release()
-				if ctx.Err() != nil {
+				if wctx.Err() != nil {
 					// The run was interrupted while this job ran: part of
 					// its evidence may be "canceled" rather than what the
 					// server said. Drop it; a resume redoes the job.
@@ -143,7 +147,7 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 				}
 				select {
 				case results <- r:
-				case <-ctx.Done():
+				case <-wctx.Done():
 					return
 				}
 			}
@@ -154,7 +158,7 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 		for _, j := range todo {
 			select {
 			case jobs <- j:
-			case <-ctx.Done():
+			case <-wctx.Done():
 				return
 			}
 		}
@@ -171,6 +175,7 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 		}
 		if err := st.PutResult(context.WithoutCancel(ctx), runID, r.ev, r.fs); err != nil {
 			werr = fmt.Errorf("scan: store result: %w", err)
+			stop()
 			continue
 		}
 		stats.Done++
@@ -186,6 +191,7 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 	}
 	stats.Panics = int(panics.Load())
 	if werr != nil {
+		stats.Status = "failed" // stored jobs are kept: the same command resumes
 		return stats, werr
 	}
 	if ctx.Err() != nil {

@@ -258,3 +258,38 @@ func TestRunKeyChangesWithWhatTheRunWouldJudge(t *testing.T) {
 		})
 	}
 }
+
+// failingStore is a store whose disk fills after n results.
+type failingStore struct {
+	*store.Store
+	n atomic.Int64
+}
+
+func (f *failingStore) PutResult(ctx context.Context, run int64, ev check.Evidence, fs []check.Finding) error {
+	if f.n.Add(-1) < 0 {
+		return errors.New("disk I/O error: database or disk is full")
+	}
+	return f.Store.PutResult(ctx, run, ev, fs)
+}
+
+func TestScanStopsProbingWhenTheStoreFails(t *testing.T) {
+	st, run := openStore(t)
+	fst := &failingStore{Store: st}
+	fst.n.Store(3)
+	var collected atomic.Int64
+	c := probe{"t.probe", func(ctx context.Context, a check.Asset) (string, error) {
+		collected.Add(1)
+		time.Sleep(2 * time.Millisecond)
+		return "good", nil
+	}}.Check()
+	stats, err := Scan(context.Background(), fst, run, domains(200), Options{Checks: []check.Check{c}, Env: &check.Env{}, Concurrency: 4})
+	if err == nil || stats.Status != "failed" {
+		t.Fatalf("err %v, status %q: want the store's error and status failed", err, stats.Status)
+	}
+	if n := collected.Load(); n > 40 {
+		t.Fatalf("%d of 200 hosts probed after the store failed at the fourth result: probing should stop", n)
+	}
+	if stats.Done != 3 {
+		t.Fatalf("%d results stored, want the 3 before the failure", stats.Done)
+	}
+}
