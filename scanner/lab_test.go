@@ -157,6 +157,19 @@ func TestScopeGuardMakesNoConnectionOutside(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
+	// CRL URLs come from scanned certificates: the CA client reaches the
+	// lab CA but never a metadata or excluded address.
+	if resp, err := env.Services.Get(lab.CRLURL); err != nil {
+		t.Fatalf("fetch of the lab CA's CRL: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	for _, u := range []string{"http://" + fx.MetadataIP + "/x.crl", "http://" + fx.Metadata + "/x.crl"} {
+		if resp, err := env.Services.Get(u); err == nil {
+			resp.Body.Close()
+			t.Errorf("CRL fetch of %s succeeded, want it refused", u)
+		}
+	}
 	st := openDB(t, filepath.Join(t.TempDir(), "p.db"))
 	if _, err := scanner.Run(ctx, st, cfg); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/crl"
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/scanner/discover"
 	"github.com/nhsx/posture/scanner/estate"
@@ -190,6 +191,21 @@ func (c *Config) NewEnv(mx map[string]bool) *check.Env {
 	}
 	env.DNS, env.Dial, env.Lookup, env.Roots = c.DNS, guard.DialContext, guard.Resolve, c.Roots
 	env.HTTP = guard.HTTPClient(c.Roots)
+	// CRLs are CA infrastructure: their hosts are not in the estate, so the
+	// estate scope does not apply. But the URL comes from a scanned server's
+	// certificate (hostile input), so the address checks still do: no
+	// private, loopback or metadata address (unless --allow-private), and
+	// the same per-IP cap. One cache per run.
+	ca := &scope.Guard{
+		InScope:        func(string) bool { return true },
+		AllowPrivate:   c.AllowPrivate,
+		DNS:            c.DNS,
+		Dial:           c.Dial,
+		PerIP:          c.PerIP,
+		ConnectTimeout: c.ConnectTimeout,
+	}
+	env.Services = ca.HTTPClient(c.Roots)
+	env.CRLs = &crl.Cache{}
 	if c.EHLOName != "" {
 		env.EHLOName = c.EHLOName
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nhsx/posture/checks/crl"
 	"github.com/nhsx/posture/checks/dnsq"
 )
 
@@ -38,6 +39,13 @@ type Env struct {
 	// EHLOName is the name SMTP probes greet with: the scanner host's FQDN,
 	// so a mail server's operator can see who is calling.
 	EHLOName string
+	// Services reaches CA infrastructure (CRLs) the way the scanner reaches
+	// its configured services: not through the scope guard, since the CA's
+	// host is not in the estate. nil: no CRL is fetched.
+	Services *http.Client
+	// CRLs is the run's CRL cache, shared by every host (many certificates
+	// share one CRL). nil: each fetch is made afresh.
+	CRLs *crl.Cache
 }
 
 var defaultResolver = &dnsq.Resolver{}

@@ -80,7 +80,7 @@ var Rules = withRule([]check.Meta{
 	},
 	{
 		ID: MXCert, Family: "email", Title: "MX certificate valid", Severity: check.Medium, Targets: mailOnly,
-		Description: "The MX certificate's chain, its name (the MX host), key, signature, dates and stapled revocation status, judged as in tls.cert.*. (checks.md raises it to high under MTA-STS enforce; that waits for the MTA-STS check.)",
+		Description: "The MX certificate's chain, its name (the MX host), key, signature, dates and revocation (a stapled OCSP status, or the CRL listing it), judged as in tls.cert.*. (checks.md raises it to high under MTA-STS enforce; that waits for the MTA-STS check.)",
 		Remediation: "Install a certificate from a public CA that names the MX host, with the full chain, an RSA 2048/ECDSA P-256 key and automated renewal. Senders enforcing MTA-STS refuse delivery otherwise.",
 		Standards:   []check.Ref{mc("certificate rules"), {Standard: "RFC 8461 (MTA-STS)", Section: "§4.2 (PKIX validation of MX certificates)", URL: "https://www.rfc-editor.org/rfc/rfc8461", Status: "unverified"}},
 	},
@@ -191,6 +191,7 @@ func (o Options) collect(ctx context.Context, env *check.Env, a check.Asset) (Ev
 			// A negative reply (to EHLO or STARTTLS) is evidence.
 			return ev, nil
 		}
+		tlscheck.CheckCRL(ctx, env, &ep)
 		ev.Cert = &ep
 		if c := ep.ErrorClass; c == check.ErrTimeout || c == check.ErrBlocked || c == check.ErrCanceled {
 			// The server went silent after the go-ahead: one timeout is
@@ -382,15 +383,16 @@ func ciphersVerdict(r *tlsprobe.Report, minDH int) tlscheck.Verdict {
 }
 
 // certVerdict rolls the tls.cert.* verdicts into one. Revocation counts
-// only when a status was stapled: without one it is not checked, and an
-// MX certificate would otherwise never be judged.
+// when a status was stapled, or when the CRL lists the certificate: a CRL
+// that could not be read is not held against the MX certificate (it would
+// otherwise often go unjudged).
 func certVerdict(ep *tlscheck.Endpoint, now time.Time, p *check.Policy) tlscheck.Verdict {
 	if ep == nil {
 		return tlscheck.Verdict{Outcome: check.Unknown, Reason: string(check.ErrBlocked), Message: "no TLS handshake"}
 	}
 	vs := tlscheck.EvalCert([]tlscheck.Endpoint{*ep}, now, p)
 	ids := []string{tlscheck.CertChain, tlscheck.CertName, tlscheck.CertExpiry, tlscheck.CertKey, tlscheck.CertSigAlg}
-	if ep.OCSP != nil {
+	if ep.OCSP != nil || vs[tlscheck.CertRevoke].Outcome == check.Fail {
 		ids = append(ids, tlscheck.CertRevoke)
 	}
 	var outcomes []check.Outcome

@@ -37,6 +37,8 @@ type CertInfo struct {
 	SelfSigned bool      `json:"self_signed,omitempty"`
 	CA         bool      `json:"ca,omitempty"`
 	DNSNames   []string  `json:"dns_names,omitempty"`
+	// CRL are the certificate's http(s) CRL distribution points.
+	CRL []string `json:"crl,omitempty"`
 }
 
 // Chain is the verdict of chain building against the trust anchors.
@@ -73,16 +75,26 @@ type Endpoint struct {
 	// Via says how the certificates were read: "crypto/tls", or "raw
 	// hello" when crypto/tls could not complete (SSLv3-only, DSA, exotic
 	// curves) and the prober's plaintext Certificate message was used.
-	Via       string            `json:"via,omitempty"`
-	ViaReason string            `json:"via_reason,omitempty"`
-	Version   tlsprobe.Version  `json:"version,omitempty"`
-	Suite     tlsprobe.SuiteID  `json:"suite,omitempty"`
-	Served    []CertInfo        `json:"served,omitempty"`
-	Chain     *Chain            `json:"chain,omitempty"`
-	NameMatch bool              `json:"name_match"`
-	NameError string            `json:"name_error,omitempty"`
-	OCSP      *OCSPStatus       `json:"ocsp,omitempty"`
-	Extra     map[string]string `json:"extra,omitempty"`
+	Via       string           `json:"via,omitempty"`
+	ViaReason string           `json:"via_reason,omitempty"`
+	Version   tlsprobe.Version `json:"version,omitempty"`
+	Suite     tlsprobe.SuiteID `json:"suite,omitempty"`
+	Served    []CertInfo       `json:"served,omitempty"`
+	Chain     *Chain           `json:"chain,omitempty"`
+	NameMatch bool             `json:"name_match"`
+	NameError string           `json:"name_error,omitempty"`
+	OCSP      *OCSPStatus      `json:"ocsp,omitempty"`
+	// CRL is what the leaf's CRL said, fetched when nothing was stapled.
+	CRL *CRLStatus `json:"crl,omitempty"`
+	// IntermediateCRLs are what the served intermediates' CRLs (their
+	// issuers') said, fetched whether or not anything was stapled (a
+	// staple speaks for the leaf only).
+	IntermediateCRLs []CRLStatus       `json:"intermediate_crls,omitempty"`
+	Extra            map[string]string `json:"extra,omitempty"`
+
+	// The parsed certificates, for the CRL fetch after the handshake.
+	certs []*x509.Certificate // as served
+	built []*x509.Certificate // the verified chain, if any
 }
 
 // failed reports an endpoint whose certificates could not be read.
@@ -249,7 +261,8 @@ func Inspect(ep *Endpoint, certs []*x509.Certificate, host string, roots *x509.C
 	} else {
 		ep.NameMatch = true
 	}
-	ep.Chain = verifyChain(certs, roots, now)
+	ep.certs = certs
+	ep.Chain, ep.built = verifyChain(certs, roots, now)
 }
 
 func certInfo(c *x509.Certificate) CertInfo {
@@ -262,6 +275,11 @@ func certInfo(c *x509.Certificate) CertInfo {
 	}
 	if len(info.DNSNames) > 20 {
 		info.DNSNames = info.DNSNames[:20]
+	}
+	for _, u := range c.CRLDistributionPoints {
+		if len(info.CRL) < 4 && (strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) {
+			info.CRL = append(info.CRL, u)
+		}
 	}
 	switch k := c.PublicKey.(type) {
 	case *rsa.PublicKey:
@@ -282,7 +300,7 @@ func certInfo(c *x509.Certificate) CertInfo {
 // (nil: the system roots). Validity dates are judged by tls.cert.expiry,
 // so an out-of-date chain is verified again at a time inside every served
 // certificate's validity.
-func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) *Chain {
+func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time) (*Chain, []*x509.Certificate) {
 	ch := &Chain{InOrder: true}
 	inter := x509.NewCertPool()
 	for i, c := range certs[1:] {
@@ -307,7 +325,7 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 		for _, c := range chains[0] {
 			ch.Built = append(ch.Built, c.Subject.String())
 		}
-		return ch
+		return ch, chains[0]
 	}
 	ch.Detail = err.Error()
 	var ua x509.UnknownAuthorityError
@@ -333,7 +351,7 @@ func verifyChain(certs []*x509.Certificate, roots *x509.CertPool, now time.Time)
 	default:
 		ch.Problem = "invalid"
 	}
-	return ch
+	return ch, nil
 }
 
 // insecureLink describes the first served certificate whose signature by

@@ -43,7 +43,9 @@ func (o Options) collectCert(ctx context.Context, env *check.Env, a check.Asset)
 	}
 	now := env.Clock()
 	for _, addr := range addrs {
-		ev.Endpoints = append(ev.Endpoints, CertOf(ctx, env.DialContext, addr, a.Name, env.Roots, now, o.timeout()))
+		ep := CertOf(ctx, env.DialContext, addr, a.Name, env.Roots, now, o.timeout())
+		CheckCRL(ctx, env, &ep)
+		ev.Endpoints = append(ev.Endpoints, ep)
 	}
 	return ev, endpointsErr(&ev.Closed, ev.Endpoints)
 }
@@ -303,12 +305,32 @@ func sigVerdict(ep Endpoint) Verdict {
 	return pass("signed with %s", strings.Join(list, ", "))
 }
 
+// revocationVerdict is the worst of the leaf's status and the served
+// intermediates' CRLs.
 func revocationVerdict(ep Endpoint, now time.Time) Verdict {
+	v := leafRevocation(ep, now)
+	for _, c := range ep.IntermediateCRLs {
+		if c.Signature == "no-issuer" {
+			// The chain does not reach this intermediate's issuer:
+			// tls.cert.chain says so; its CRL cannot be trusted or blamed.
+			continue
+		}
+		iv := judgeCRL(&c, fmt.Sprintf("the intermediate %q", c.Subject), now)
+		switch {
+		case iv.Outcome == check.Pass && v.Outcome == check.Pass:
+			v.Message += "; " + iv.Message
+		case check.Worst(v.Outcome, iv.Outcome) != v.Outcome:
+			v = iv
+		}
+	}
+	return v
+}
+
+func leafRevocation(ep Endpoint, now time.Time) Verdict {
 	o := ep.OCSP
 	switch {
 	case o == nil:
-		return Verdict{Outcome: check.Unknown, Reason: "not-stapled",
-			Message: "no OCSP response is stapled, and posture makes no OCSP or CRL requests: revocation not checked"}
+		return crlVerdict(ep, now)
 	case o.Status == "revoked":
 		return fail("the stapled OCSP response says the certificate was revoked on %s", o.RevokedAt.Format(time.DateOnly))
 	case o.Status == "unparsed":

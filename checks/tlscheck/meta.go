@@ -131,8 +131,8 @@ var CertRules = withRule([]check.Meta{
 	},
 	{
 		ID: CertRevoke, Family: "tls", Title: "Certificate not revoked", Severity: check.Medium, Targets: hostMail,
-		Description: "The OCSP status the server staples: good passes, revoked fails, unknown warns. Without a stapled response it is not checked (posture makes no OCSP or CRL requests) and the result is unknown.",
-		Remediation: "If the certificate is revoked, replace it. Enable OCSP stapling on the server so clients (and this scanner) see its status.",
+		Description: "Revocation status of the leaf: a stapled OCSP response is used first (good passes, revoked fails, unknown warns); without one, the CRL at the leaf's http(s) distribution point is fetched: listed fails, not listed on a CRL signed by the issuer and current (next update still ahead) passes. Served intermediates are checked on their issuers' CRLs the same way. A CRL that cannot be fetched, is too large, malformed, badly signed or stale, or a leaf with neither, is unknown.",
+		Remediation: "If the certificate is revoked, replace it. Make sure the certificate's CRL distribution point (or OCSP stapling) is reachable and current.",
 		Standards:   []check.Ref{mc("NonRootCertificatesShouldNotAppearOnRevocationLists.cs, OcspValidator.cs, CrlValidator.cs")},
 	},
 })

@@ -100,7 +100,8 @@ type SMTPSpec struct {
 // CertSpec is a certificate profile. The zero value is a good certificate:
 // ECDSA P-256, SHA-256, issued by the lab's intermediate CA for the host's
 // name, served with that intermediate, valid from a day before the lab's
-// start for 90 days, with a stapled OCSP response saying good.
+// start for 90 days, with a stapled OCSP response saying good, naming the
+// lab CA's CRL (which does not list it) as its distribution point.
 type CertSpec struct {
 	Key      KeyType       // "": ECDSA P-256
 	Names    []string      // nil: the host's name
@@ -120,7 +121,20 @@ type CertSpec struct {
 	BadExtension bool
 	// Staple is the OCSP status stapled to the handshake ("": good).
 	Staple Staple
+	// CRL is what the leaf's CRL distribution point says ("": the lab
+	// CA's CRL, which does not list it). Self-signed and SHA-1 leaves name
+	// no distribution point.
+	CRL CRLMark
 }
+
+// CRLMark is how a lab leaf appears to CRL checking.
+type CRLMark string
+
+const (
+	CRLGood    CRLMark = ""
+	CRLRevoked CRLMark = "revoked" // on the lab CA's CRL
+	CRLDead    CRLMark = "dead"    // the distribution point does not resolve
+)
 
 // Staple is the OCSP status a lab host staples.
 type Staple string

@@ -39,6 +39,9 @@ type pki struct {
 	interKey  crypto.Signer // the intermediate that issues leaves
 	interCert *x509.Certificate
 
+	crl     []byte // the intermediate's CRL (DER), signed once at start
+	rootCRL []byte // the root's, listing no intermediate
+
 	mu    sync.Mutex
 	keys  map[KeyType]crypto.Signer
 	sha1  *x509.Certificate // the RSA intermediate that signs SHA-1 leaves
@@ -93,8 +96,31 @@ func newPKI(now time.Time) (*pki, error) {
 		return nil, err
 	}
 	p.interKey = interKey
+	// One CRL per CA for the lab's life: the root's lists nothing, the
+	// intermediate's the one revoked leaf serial.
+	p.rootCRL, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(7 * 24 * time.Hour),
+	}, cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("lab: root CRL: %w", err)
+	}
+	p.crl, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: now.Add(-time.Hour),
+		NextUpdate: now.Add(7 * 24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: revokedSerial, RevocationTime: now.Add(-48 * time.Hour), ReasonCode: 1}, // keyCompromise
+		},
+	}, p.interCert, interKey)
+	if err != nil {
+		return nil, fmt.Errorf("lab: CRL: %w", err)
+	}
 	return p, nil
 }
+
+// revokedSerial is the serial of every leaf marked CRLRevoked (the one
+// entry of the lab CRL); issued serials count up from 2 and never reach it.
+var revokedSerial = big.NewInt(0x7e7e_0000_0001)
 
 // intermediate issues an intermediate CA certificate from the root.
 func (p *pki) intermediate(cn string, key crypto.Signer) (*x509.Certificate, error) {
@@ -107,6 +133,7 @@ func (p *pki) intermediate(cn string, key crypto.Signer) (*x509.Certificate, err
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
+		CRLDistributionPoints: []string{RootCRLURL},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, key.Public(), p.caKey)
 	if err != nil {
@@ -221,8 +248,20 @@ func (p *pki) issue(spec CertSpec, names []string) (*tls.Certificate, error) {
 	}
 	parent, signer := p.interCert, p.interKey
 	served := []*x509.Certificate{p.interCert}
+	switch spec.CRL {
+	case CRLGood:
+		tmpl.CRLDistributionPoints = []string{CRLURL}
+	case CRLRevoked:
+		tmpl.CRLDistributionPoints = []string{CRLURL}
+		tmpl.SerialNumber = revokedSerial
+	case CRLDead:
+		tmpl.CRLDistributionPoints = []string{DeadCRLURL}
+	default:
+		return nil, fmt.Errorf("lab: certificate for %s: unknown CRL mark %q", names[0], spec.CRL)
+	}
 	switch {
 	case spec.SelfSigned:
+		tmpl.CRLDistributionPoints = nil
 		tmpl.Issuer = tmpl.Subject
 		parent, signer, served = tmpl, key, nil
 	case spec.SHA1:
@@ -231,6 +270,7 @@ func (p *pki) issue(spec CertSpec, names []string) (*tls.Certificate, error) {
 		}
 		served = []*x509.Certificate{parent}
 		tmpl.SignatureAlgorithm = x509.SHA1WithRSA
+		tmpl.CRLDistributionPoints = nil // the lab CRL is the other intermediate's
 	}
 	if spec.MissingIntermediate {
 		served = nil

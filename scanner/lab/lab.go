@@ -30,6 +30,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/crl"
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/checks/dnsq/dnstest"
 )
@@ -366,7 +367,7 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 	records = append(records, zoneHead(NSZone)...)
 	records = append(records, zoneHead(MailZone)...)
 	records = append(records, zoneHead(OutsideZone)...)
-	records = append(records, OutsideName+". 300 IN A "+OutsideIP)
+	records = append(records, OutsideName+". 300 IN A "+OutsideIP, CRLHost+". 300 IN A "+CRLIP)
 
 	l.domains = make([]Domain, 0, n)
 	for i := range n {
@@ -568,8 +569,9 @@ func (l *Lab) Resolver() *dnsq.Resolver {
 }
 
 // Env returns a check environment wired straight to the lab (no scope
-// guard): its resolver, Dial, roots, and an HTTP client over Dial that does
-// not follow redirects.
+// guard): its resolver, Dial, roots, an HTTP client over Dial that does
+// not follow redirects, and a service client (for the lab CA's CRL) with a
+// CRL cache.
 func (l *Lab) Env() *check.Env {
 	tr := &http.Transport{DialContext: l.Dial, TLSClientConfig: &tls.Config{RootCAs: l.Roots},
 		ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}
@@ -579,7 +581,10 @@ func (l *Lab) Env() *check.Env {
 		Roots: l.Roots,
 		HTTP: &http.Client{Transport: tr, Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		Log: l.log,
+		Services: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial,
+			MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}},
+		CRLs: &crl.Cache{},
+		Log:  l.log,
 	}
 }
 

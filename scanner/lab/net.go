@@ -29,6 +29,15 @@ const (
 	OutsideName = "web.outside.example" // resolves to OutsideIP
 	OutsideIP   = "203.0.113.10"        // TEST-NET-3: a public-looking address
 	MetadataIP  = "169.254.169.254"     // the cloud metadata service
+
+	// The lab CA's CRL, at a CA host outside the estate (fetched as a
+	// configured service, not a scan target), and a distribution point
+	// whose host does not resolve.
+	CRLHost    = "crl.lab-ca." + OutsideZone
+	CRLIP      = "203.0.113.20"
+	CRLURL     = "http://" + CRLHost + "/lab.crl"  // the intermediate's: leaves
+	RootCRLURL = "http://" + CRLHost + "/root.crl" // the root's: intermediates
+	DeadCRLURL = "http://gone.lab-ca." + OutsideZone + "/lab.crl"
 )
 
 type service int

@@ -25,7 +25,8 @@ var certIDs = WebTLSCheckIDs[6:]
 
 // goodWeb is what a good lab web host gets: Go's TLS server offers no
 // finite-field DHE suite, so tls.dh-group does not apply; every other id
-// passes (the lab staples a good OCSP response).
+// passes (the lab staples a good OCSP response, and its CRL does not list
+// the certificate).
 var goodWeb = want{"tls.dh-group": check.NA}
 
 // tlsCases are the TLS behaviours of the lab (checks.md §1.1, and §1.6
@@ -58,11 +59,12 @@ func tlsCases() []Case {
 		webCase("tls-sslv3", web(WebSpec{Cert: rsa, Raw: SSLv3(0x002F), TLS: &tls.Config{MinVersion: tls.VersionTLS10}}),
 			want{"tls.no-ssl": check.Fail, "tls.min-version": check.Fail}),
 		// SSLv3 and nothing newer: the certificate is read from the raw
-		// hello (so nothing stapled is seen), and the one suite, static RSA
-		// with CBC-SHA, is what a modern client gets.
+		// hello (so nothing stapled is seen: revocation is the CRL's), and
+		// the one suite, static RSA with CBC-SHA, is what a modern client
+		// gets.
 		webCase("tls-sslv3-only", web(WebSpec{Cert: rsa, Raw: SSLv3Only(0x002F)}),
 			want{"tls.no-ssl": check.Fail, "tls.min-version": check.Fail, "tls.tls13": check.Warn,
-				"tls.cipher-preference": check.Warn, "tls.cert.revocation": check.Unknown}),
+				"tls.cipher-preference": check.Warn}),
 
 		// Cipher suites (TLS 1.3 stays on: its suites are not configurable).
 		// 3DES accepted: fails on a web host (BOD 18-01).
@@ -89,7 +91,7 @@ func tlsCases() []Case {
 		certCase("tls-expiring-10d", cert(CertSpec{NotAfter: 10*24*time.Hour + 12*time.Hour}), want{"tls.cert.expiry": check.Warn}),
 		certCase("tls-wrong-name", func(d string) CertSpec { return CertSpec{Names: []string{"other." + d}} },
 			want{"tls.cert.hostname": check.Fail}),
-		// Self-signed: untrusted, and nobody staples for it.
+		// Self-signed: untrusted, nothing stapled and no CRL.
 		certCase("tls-self-signed", cert(CertSpec{SelfSigned: true}),
 			want{"tls.cert.chain": check.Fail, "tls.cert.revocation": check.Unknown}),
 		certCase("tls-rsa-1024", cert(CertSpec{Key: KeyRSA1024}), want{"tls.cert.key": check.Fail}),
@@ -101,8 +103,13 @@ func tlsCases() []Case {
 		certCase("tls-bad-extension", cert(CertSpec{BadExtension: true}), all(certIDs, check.Unknown)),
 		certCase("tls-ocsp-revoked", cert(CertSpec{Staple: StapleRevoked}), want{"tls.cert.revocation": check.Fail}),
 		certCase("tls-ocsp-unknown", cert(CertSpec{Staple: StapleUnknown}), want{"tls.cert.revocation": check.Warn}),
-		// Nothing stapled: posture makes no OCSP or CRL requests.
-		certCase("tls-no-staple", cert(CertSpec{Staple: StapleNone}), want{"tls.cert.revocation": check.Unknown}),
+		// Nothing stapled: the lab CA's CRL (fetched, signed by the
+		// intermediate, current) does not list the certificate.
+		certCase("tls-no-staple", cert(CertSpec{Staple: StapleNone}), want{}),
+		// Nothing stapled, and the CRL lists the serial.
+		certCase("tls-crl-revoked", cert(CertSpec{Staple: StapleNone, CRL: CRLRevoked}), want{"tls.cert.revocation": check.Fail}),
+		// Nothing stapled, and the CRL's host does not resolve: could not tell.
+		certCase("tls-crl-unreachable", cert(CertSpec{Staple: StapleNone, CRL: CRLDead}), want{"tls.cert.revocation": check.Unknown}),
 
 		// Accepts, then says nothing: could not tell, never fail.
 		webCase("tls-tarpit", web(WebSpec{Raw: Tarpit}), all(WebTLSCheckIDs, check.Unknown)),
@@ -126,6 +133,8 @@ func tlsCases() []Case {
 			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA}}}),
 			want{"email.mx.ciphers": check.Warn}),
 		mxCase("smtp-self-signed", mail(SMTPSpec{Cert: CertSpec{SelfSigned: true}}), want{"email.mx.cert": check.Fail}),
+		// Nothing stapled and the CRL lists the MX certificate.
+		mxCase("smtp-crl-revoked", mail(SMTPSpec{Cert: CertSpec{Staple: StapleNone, CRL: CRLRevoked}}), want{"email.mx.cert": check.Fail}),
 		// No greeting: silence for 3 s, then the server hangs up. Probe
 		// blocked, whether the client's timeout (tests) or the hang-up
 		// (a scan with the default 20 s) comes first; the hang-up keeps a

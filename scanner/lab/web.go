@@ -94,5 +94,23 @@ func (l *Lab) startOutside() error {
 			fmt.Fprint(w, msg)
 		})}, countingListener{ln, &o.n})
 	}
+	// The CA's CRL host: outside the estate too, but CA infrastructure
+	// that the scanner may reach (as a configured service).
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("lab: listen CRL host: %w", err)
+	}
+	o := &outsideHost{ln: ln}
+	l.outside[netip.MustParseAddr(CRLIP)] = o
+	lists := map[string][]byte{"/lab.crl": l.pki.crl, "/root.crl": l.pki.rootCRL}
+	l.serve(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := lists[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(b)
+	})}, countingListener{ln, &o.n})
 	return nil
 }
