@@ -3,7 +3,6 @@ package check
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 )
 
 // Outcome is the verdict of a finding. Only fail and warn count against
@@ -63,15 +62,6 @@ func (s Severity) Rank() int {
 		return 0
 	}
 	return -1
-}
-
-// ParseSeverity accepts the five severity names.
-func ParseSeverity(s string) (Severity, error) {
-	v := Severity(s)
-	if v.Rank() < 0 {
-		return "", fmt.Errorf("unknown severity %q (want critical, high, medium, low or info)", s)
-	}
-	return v, nil
 }
 
 // FindingID hashes the identifying parts of a finding into a short stable id.

@@ -3,7 +3,6 @@ package scope
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -36,18 +35,9 @@ func (g *Guard) HTTPClient(roots *x509.CertPool) *http.Client {
 				return fmt.Errorf("scope: stopped after %d redirects", MaxRedirects)
 			}
 			if g.InScope == nil || !g.InScope(req.URL.Hostname()) {
-				g.mu.Lock()
-				g.refused++
-				g.mu.Unlock()
 				return http.ErrUseLastResponse
 			}
 			return nil
 		},
 	}
-}
-
-// IsRefusal reports whether err is a refusal by the guard.
-func IsRefusal(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }

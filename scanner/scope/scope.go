@@ -39,7 +39,6 @@ type Guard struct {
 	sems    map[netip.Addr]chan struct{}
 	vouched map[netip.Addr]bool      // addresses in-scope names resolved to
 	dead    map[netip.Addr]time.Time // connect timeouts
-	refused int
 }
 
 // Error is a refusal by the guard; its class is "scope".
@@ -49,17 +48,7 @@ func (e *Error) Error() string { return "scope: " + e.Msg }
 func (e *Error) Class() string { return string(check.ErrScope) }
 
 func (g *Guard) refuse(format string, args ...any) error {
-	g.mu.Lock()
-	g.refused++
-	g.mu.Unlock()
 	return &Error{Msg: fmt.Sprintf(format, args...)}
-}
-
-// Refused counts the connections the guard refused.
-func (g *Guard) Refused() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.refused
 }
 
 // metadata are cloud instance-metadata endpoints: never dialled, whatever

@@ -9,7 +9,6 @@ package dnstest
 import (
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,13 +107,6 @@ func (s *Server) Add(records ...string) error {
 	return nil
 }
 
-// AddZone makes the server authoritative for another apex.
-func (s *Server) AddZone(apex string) {
-	s.mu.Lock()
-	s.zones = append(s.zones, dns.CanonicalName(apex))
-	s.mu.Unlock()
-}
-
 // Drop makes queries for name go unanswered.
 func (s *Server) Drop(names ...string) {
 	s.mu.Lock()
@@ -211,19 +203,6 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.Truncate(size)
 	}
 	w.WriteMsg(m)
-}
-
-// Zone returns the apex of the zone that holds name, or "".
-func (s *Server) Zone(name string) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	best := ""
-	for _, z := range s.zones {
-		if dns.IsSubDomain(z, dns.CanonicalName(name)) && len(z) > len(best) {
-			best = z
-		}
-	}
-	return strings.TrimSuffix(best, ".")
 }
 
 // Replace swaps the records of one type at one owner for new ones (zone-file
