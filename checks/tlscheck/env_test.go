@@ -47,25 +47,10 @@ func labEnv(t testing.TB, srvAddr string, roots *x509.CertPool) *check.Env {
 	}
 }
 
-func newCA(t testing.TB) *tlstest.CA {
-	t.Helper()
-	ca, err := tlstest.NewCA("Posture Lab")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
+func newCA(t testing.TB) *tlstest.CA { return tlstest.MustCA(t, "Posture Lab") }
 
 func issue(t testing.TB, ca *tlstest.CA, l tlstest.Leaf) *tlstest.Issued {
-	t.Helper()
-	if l.Names == nil && !l.BadExtension {
-		l.Names = []string{host}
-	}
-	is, err := ca.Issue(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return is
+	return ca.MustIssue(t, l, host)
 }
 
 // run collects and evaluates one check on the host asset.

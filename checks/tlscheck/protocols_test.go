@@ -2,7 +2,6 @@ package tlscheck_test
 
 import (
 	"crypto/tls"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -61,14 +60,7 @@ func TestProtocolVerdictsForLabServers(t *testing.T) {
 func TestProtocolVerdictsForIndependentStacks(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, err := issue(t, ca, tlstest.Leaf{RSABits: 2048}).WritePEM(dir, "rsa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dh1024 := filepath.Join(dir, "dh1024.pem")
-	if err := tlstest.WriteDHParams(dh1024, tlstest.DH1024()); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, dh1024 := tlstest.PeerFiles(t, ca, dir, host)
 	gnutls := func(priority string, extra ...string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			args := append([]string{"--port", "{port}", "--x509certfile", certFile, "--x509keyfile", keyFile, "--priority", priority, "-a", "-q"}, extra...)

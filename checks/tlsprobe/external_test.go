@@ -80,14 +80,7 @@ func TestScanGnuTLSReportsExactlyWhatItsPriorityAllows(t *testing.T) {
 	tlstest.Binary(t, "gnutls-serv")
 	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, err := issue(t, ca, tlstest.Leaf{RSABits: 2048}).WritePEM(dir, "rsa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dh1024 := filepath.Join(dir, "dh1024.pem")
-	if err := tlstest.WriteDHParams(dh1024, tlstest.DH1024()); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, dh1024 := tlstest.PeerFiles(t, ca, dir, "www.lab.nhs.uk")
 	cases := []struct {
 		name, priority string
 		dh             string // --dhparams file; "" for none
@@ -171,14 +164,7 @@ func TestScanOpenSSLReportsExactlyWhatItsCipherStringAllows(t *testing.T) {
 	tlstest.Binary(t, "openssl")
 	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, err := issue(t, ca, tlstest.Leaf{RSABits: 2048}).WritePEM(dir, "rsa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dh1024 := filepath.Join(dir, "dh1024.pem")
-	if err := tlstest.WriteDHParams(dh1024, tlstest.DH1024()); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, dh1024 := tlstest.PeerFiles(t, ca, dir, "www.lab.nhs.uk")
 	dh2048 := filepath.Join(dir, "ffdhe2048.pem")
 	if _, err := tlstest.Lines(context.Background(), "openssl", "genpkey", "-genparam", "-algorithm", "DH",
 		"-pkeyopt", "group:ffdhe2048", "-out", dh2048); err != nil {

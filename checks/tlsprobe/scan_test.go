@@ -14,25 +14,10 @@ import (
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
 )
 
-func newCA(t testing.TB) *tlstest.CA {
-	t.Helper()
-	ca, err := tlstest.NewCA("Posture Test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
+func newCA(t testing.TB) *tlstest.CA { return tlstest.MustCA(t, "Posture Test") }
 
 func issue(t testing.TB, ca *tlstest.CA, l tlstest.Leaf) *tlstest.Issued {
-	t.Helper()
-	if l.Names == nil && !l.BadExtension {
-		l.Names = []string{"www.lab.nhs.uk"}
-	}
-	is, err := ca.Issue(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return is
+	return ca.MustIssue(t, l, "www.lab.nhs.uk")
 }
 
 func prober() *tlsprobe.Prober {
