@@ -52,22 +52,19 @@ type Stats struct {
 	Status   string // complete | interrupted
 }
 
-// Jobs lists the applicable jobs for assets, in a stable order.
-func Jobs(assets []check.Asset, cs []check.Check) []struct {
+// Job is one check on one asset.
+type Job struct {
 	Asset check.Asset
 	Check check.Check
-} {
-	var out []struct {
-		Asset check.Asset
-		Check check.Check
-	}
+}
+
+// Jobs lists the applicable jobs for assets, in a stable order.
+func Jobs(assets []check.Asset, cs []check.Check) []Job {
+	var out []Job
 	for _, a := range assets {
 		for _, c := range cs {
 			if c.Applies(a) {
-				out = append(out, struct {
-					Asset check.Asset
-					Check check.Check
-				}{a, c})
+				out = append(out, Job{a, c})
 			}
 		}
 	}
@@ -105,24 +102,20 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 	}
 	all := Jobs(assets, o.Checks)
 	stats := &Stats{RunID: runID, Jobs: len(all), Findings: map[check.Outcome]int{}}
-	type job struct {
-		a check.Asset
-		c check.Check
-	}
-	var todo []job
+	var todo []Job
 	for _, j := range all {
 		if done[store.JobKey{CheckID: j.Check.ID(), AssetKey: j.Asset.Key()}] {
 			stats.Skipped++
 			continue
 		}
-		todo = append(todo, job{j.Asset, j.Check})
+		todo = append(todo, j)
 	}
 
 	// wctx stops the workers when the run is interrupted or the store
 	// fails: probing on without being able to store is wasted traffic.
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	jobs := make(chan job)
+	jobs := make(chan Job)
 	results := make(chan result, o.Concurrency)
 	var panics atomic.Int64
 	polite := &limiter{n: o.PerDomain, sems: map[string]chan struct{}{}}
@@ -133,11 +126,11 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 		go func() {
 			defer workers.Done()
 			for j := range jobs {
-				release, err := polite.acquire(wctx, politeKey(j.a))
+				release, err := polite.acquire(wctx, politeKey(j.Asset))
 				if err != nil {
 					return // cancelled while waiting: the job stays undone
 				}
-				r := runJob(wctx, j.c, j.a, o, &panics)
+				r := runJob(wctx, j.Check, j.Asset, o, &panics)
 				release()
 				if wctx.Err() != nil {
 					// The run was interrupted while this job ran: part of
