@@ -1,5 +1,7 @@
 // Package checks lists every check posture runs: All is the one explicit
 // list (no init-time registration), so what runs is what is written here.
+// Everything else about a family (its ids, its asset kinds for discovery,
+// its policy section, the catalogue) is derived from these collectors.
 package checks
 
 import (
@@ -19,6 +21,41 @@ func All() []check.Check {
 		tlscheck.Protocols(), tlscheck.Certificate(),
 		smtptls.Check(),
 	}
+}
+
+// Families lists the families of the catalogue, sorted.
+func Families() []string {
+	var out []string
+	for _, m := range Catalogue() {
+		if !slices.Contains(out, m.Family) {
+			out = append(out, m.Family)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Sections are the policy sections the collectors declare, once each.
+func Sections() []check.Sectioner {
+	var out []check.Sectioner
+	seen := map[string]bool{}
+	for _, c := range All() {
+		h, ok := c.(check.PolicyHolder)
+		if !ok || h.PolicySection() == nil || seen[h.PolicySection().Key()] {
+			continue
+		}
+		seen[h.PolicySection().Key()] = true
+		out = append(out, h.PolicySection())
+	}
+	return out
+}
+
+// LoadPolicy reads a policy file with every family's section registered.
+func LoadPolicy(path string) (*check.Policy, error) { return check.LoadPolicy(path, Sections()) }
+
+// ParsePolicy parses policy bytes with every family's section registered.
+func ParsePolicy(name string, b []byte) (*check.Policy, error) {
+	return check.ParsePolicy(name, b, Sections())
 }
 
 // Catalogue returns every catalogue entry, sorted by id. An id that two

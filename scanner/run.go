@@ -47,9 +47,13 @@ type Config struct {
 	PerIP          int
 	ConnectTimeout time.Duration // 0: the guard's default (5 s)
 	EHLOName       string        // what SMTP probes greet with
-	Roots          *x509.CertPool
-	CTURL          string
-	GitHub         *github.Client
+	// Roots are the trust anchors (system roots plus CAPEM); CAPEM, the
+	// operator's extra anchors (--ca-file), is stored with the run so that
+	// `posture reeval` judges chains against the same anchors.
+	Roots  *x509.CertPool
+	CAPEM  []byte
+	CTURL  string
+	GitHub *github.Client
 	// ServiceHTTP reaches configured services (CT, GitHub API).
 	ServiceHTTP *http.Client
 	Options
@@ -81,15 +85,101 @@ func (c *Config) Key() (string, error) {
 		return "", fmt.Errorf("run key: %w", err)
 	}
 	h.Write(pb)
+	// Family sections resolve to their defaults when the file sets none:
+	// hash the values in force, so an explicit default is the same run.
+	secs := map[string]any{}
+	for _, ch := range c.Checks {
+		if ph, ok := ch.(check.PolicyHolder); ok && ph.PolicySection() != nil {
+			secs[ph.PolicySection().Key()] = ph.PolicySection().Resolved(pol)
+		}
+	}
+	sb, err := json.Marshal(secs)
+	if err != nil {
+		return "", fmt.Errorf("run key: %w", err)
+	}
+	h.Write(sb)
+	h.Write(c.CAPEM)
 	return hex.EncodeToString(h.Sum(nil)[:12]), nil
 }
 
-// Family of a check id: the part before the first dot.
-func Family(id string) string {
-	if i := strings.IndexByte(id, '.'); i > 0 {
-		return id[:i]
+// Select keeps the collectors that emit a catalogue id of one of the
+// families (every collector when fams is empty), and returns which ids the
+// run keeps: a collector of another family that also judges one of these
+// (the SMTP collector emits tls.no-ssl for mail hosts) runs, and only its
+// findings of the selected families are kept.
+func Select(cs []check.Check, fams []string) ([]check.Check, func(id string) bool) {
+	if len(fams) == 0 {
+		return cs, func(string) bool { return true }
 	}
-	return id
+	want := map[string]bool{}
+	for _, f := range fams {
+		want[f] = true
+	}
+	keep := map[string]bool{}
+	var out []check.Check
+	for _, c := range cs {
+		any := false
+		for _, m := range c.Rules() {
+			if want[m.Family] {
+				keep[m.ID], any = true, true
+			}
+		}
+		if any {
+			out = append(out, c)
+		}
+	}
+	return out, func(id string) bool { return keep[id] }
+}
+
+// Kinds are the asset kinds the collectors target: what discovery builds.
+func Kinds(cs []check.Check) map[check.Kind]bool {
+	out := map[check.Kind]bool{}
+	for _, c := range cs {
+		if t, ok := c.(check.Targeted); ok && len(t.Targets()) > 0 {
+			for _, k := range t.Targets() {
+				out[k] = true
+			}
+			continue
+		}
+		for _, m := range c.Rules() {
+			for _, k := range m.Targets {
+				out[k] = true
+			}
+		}
+	}
+	return out
+}
+
+// runOptions are stored with a run (store.Run.Options).
+type runOptions struct {
+	Families []string `json:"families"`
+	Estate   string   `json:"estate"`
+	Checks   int      `json:"checks"`
+	CAPEM    string   `json:"ca_pem,omitempty"`
+}
+
+// RunFamilies reads the families a stored run was limited to from its
+// options (nil: every family), so a re-evaluation keeps the same ids.
+func RunFamilies(options string) []string {
+	var o runOptions
+	_ = json.Unmarshal([]byte(options), &o)
+	return o.Families
+}
+
+// RunRoots are the trust anchors a stored run was judged against: the
+// system roots plus the extra anchors it was given (--ca-file), so that a
+// re-evaluation with no network judges chains as the scan did.
+func RunRoots(options string) *x509.CertPool {
+	var o runOptions
+	_ = json.Unmarshal([]byte(options), &o)
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if o.CAPEM != "" {
+		roots.AppendCertsFromPEM([]byte(o.CAPEM))
+	}
+	return roots
 }
 
 // Run discovers (or, on resume, reloads) the assets, scans them and finishes
@@ -98,23 +188,20 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	fams := map[string]bool{}
-	for _, f := range c.Families {
-		fams[f] = true
-	}
-	var cs []check.Check
-	for _, ch := range c.Checks {
-		if len(fams) == 0 || fams[Family(ch.ID())] {
-			cs = append(cs, ch)
-		}
-	}
-	c.Checks, c.Options.Checks = cs, cs
+	cs, keep := Select(c.Checks, c.Families)
+	c.Checks, c.Options.Checks, c.Options.Keep = cs, cs, keep
 	c.DNS = c.DNS.Fresh() // the resolver's cache is per run
 	key, err := c.Key()
 	if err != nil {
 		return nil, err
 	}
-	opts, _ := json.Marshal(map[string]any{"families": c.Families, "estate": c.Estate.Source, "checks": len(cs)})
+	// Chains are judged in Evaluate against the run's anchors.
+	pol := c.Policy.Clone()
+	if pol.Roots == nil {
+		pol.Roots = c.Roots
+	}
+	c.Options.Policy = pol
+	opts, _ := json.Marshal(runOptions{Families: c.Families, Estate: c.Estate.Source, Checks: len(cs), CAPEM: string(c.CAPEM)})
 	run, resumed, err := st.BeginRun(ctx, key, string(opts))
 	if err != nil {
 		return nil, fmt.Errorf("scan: begin run: %w", err)
@@ -135,7 +222,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if len(assets) == 0 {
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
 			DNS: c.DNS, CTURL: c.CTURL, HTTP: c.ServiceHTTP, GitHub: c.GitHub,
-			Families: fams, Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
+			Kinds: Kinds(cs), Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
 		})
 		if err != nil {
 			return c.interrupted(ctx, st, runID, resumed, err)
@@ -156,10 +243,15 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 			mx[a.Name] = true
 		}
 	}
-	c.Options.Env = c.NewEnv(mx)
+	env, guard := c.newEnv(mx)
+	c.Options.Env = env
 	stats, err := Scan(ctx, st, runID, assets, c.Options)
 	if stats != nil {
 		stats.Resumed = resumed
+		stats.Excluded = guard.Skipped()
+		for name, n := range stats.Excluded {
+			c.Log.Info("excluded name not contacted (scope.exclude)", "name", name, "refused", n)
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -174,10 +266,17 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 }
 
 // NewEnv builds the checks' environment for a run: every connection goes
-// through a scope guard over the estate's scope plus the estate's MX hosts.
+// through a scope guard over the estate's scope plus the estate's MX hosts,
+// less the estate's exclusions, which beat everything.
 func (c *Config) NewEnv(mx map[string]bool) *check.Env {
+	env, _ := c.newEnv(mx)
+	return env
+}
+
+func (c *Config) newEnv(mx map[string]bool) (*check.Env, *scope.Guard) {
 	guard := &scope.Guard{
 		InScope:        func(n string) bool { return c.Estate.InScope(n) || mx[n] },
+		Excluded:       c.Estate.Excluded,
 		AllowPrivate:   c.AllowPrivate,
 		DNS:            c.DNS,
 		Dial:           c.Dial,
@@ -198,21 +297,21 @@ func (c *Config) NewEnv(mx map[string]bool) *check.Env {
 	// the same per-IP cap. One cache per run.
 	ca := &scope.Guard{
 		InScope:        func(string) bool { return true },
+		Excluded:       c.Estate.Excluded,
 		AllowPrivate:   c.AllowPrivate,
 		DNS:            c.DNS,
 		Dial:           c.Dial,
 		PerIP:          c.PerIP,
 		ConnectTimeout: c.ConnectTimeout,
 	}
-	env.Services = ca.HTTPClient(c.Roots)
-	env.CRLs = &crl.Cache{}
+	env.CRLs = crl.Source{Client: ca.HTTPClient(c.Roots), Cache: &crl.Cache{}}
 	if c.EHLOName != "" {
 		env.EHLOName = c.EHLOName
 	}
 	if env.Log == nil {
 		env.Log = c.Log
 	}
-	return env
+	return env, guard
 }
 
 func (c *Config) interrupted(ctx context.Context, st RunStore, runID int64, resumed bool, cause error) (*Stats, error) {

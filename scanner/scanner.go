@@ -37,6 +37,9 @@ type Options struct {
 	Log         *slog.Logger
 	// Progress is called after each finished job (from the writer goroutine).
 	Progress func(done, total int)
+	// Keep filters findings by catalogue id (nil: keep all): a run limited
+	// with --only keeps its families' ids (see Select).
+	Keep func(id string) bool
 }
 
 // Stats summarises a scan.
@@ -50,6 +53,9 @@ type Stats struct {
 	Panics   int
 	Findings map[check.Outcome]int
 	Status   string // complete | interrupted
+	// Excluded are the excluded names (scope.exclude) the run did not
+	// contact although something led to them, with the refusal count.
+	Excluded map[string]int
 }
 
 // Job is one check on one asset.
@@ -211,7 +217,7 @@ func runJob(ctx context.Context, c check.Check, a check.Asset, o Options, panics
 			err := check.WithClass(check.ErrInternal, fmt.Errorf("%s panicked: %v", c.ID(), p))
 			r.ev = check.Evidence{CheckID: c.ID(), Asset: a, CollectedAt: o.Env.Clock(), Error: err.Error(), ErrorClass: check.ErrInternal}
 			r.err = err
-			r.fs = c.Evaluate(r.ev, o.Policy)
+			r.fs = Keep(c.Evaluate(r.ev, o.Policy), o.Keep)
 		}
 	}()
 	ev, err := c.Collect(jctx, o.Env, a)
@@ -227,7 +233,21 @@ func runJob(ctx context.Context, c check.Check, a check.Asset, o Options, panics
 		ev.Error, ev.ErrorClass = err.Error(), cls
 		o.Log.Debug("collect failed", "check", c.ID(), "asset", a.Key(), "class", cls, "err", err)
 	}
-	return result{ev: ev, fs: c.Evaluate(ev, o.Policy), err: err}
+	return result{ev: ev, fs: Keep(c.Evaluate(ev, o.Policy), o.Keep), err: err}
+}
+
+// Keep drops the findings whose id keep rejects (nil keeps all).
+func Keep(fs []check.Finding, keep func(id string) bool) []check.Finding {
+	if keep == nil {
+		return fs
+	}
+	out := fs[:0]
+	for _, f := range fs {
+		if keep(f.CheckID) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // politeKey groups jobs that hit the same owner's servers.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/email"
 	"github.com/nhsx/posture/scanner/estate"
 	"github.com/nhsx/posture/scanner/store"
 )
@@ -227,7 +228,7 @@ func TestScanGivesSlowChecksTheirLongerTimeout(t *testing.T) {
 
 func TestRunKeyChangesWithWhatTheRunWouldJudge(t *testing.T) {
 	e := estate.Default()
-	c := probe{"t.a", func(ctx context.Context, a check.Asset) (string, error) { return "", nil }}.Check()
+	c := email.SPF() // a collector with a policy section
 	base := Config{Estate: e, Checks: []check.Check{c}}
 	key := func(cfg Config) string {
 		k, err := cfg.Key()
@@ -236,8 +237,15 @@ func TestRunKeyChangesWithWhatTheRunWouldJudge(t *testing.T) {
 		}
 		return k
 	}
-	strict := check.DefaultPolicy()
-	strict.TLS.CertWarnDays = 30
+	parse := func(y string) *check.Policy {
+		p, err := check.ParsePolicy("policy.yaml", []byte(y), []check.Sectioner{email.Settings})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	strict := parse("email: {spf_max_lookups: 8}")
+	explicit := parse("email: {spf_max_lookups: 10}")
 	other := probe{"t.b", nil}.Check()
 	tests := []struct {
 		name string
@@ -246,6 +254,7 @@ func TestRunKeyChangesWithWhatTheRunWouldJudge(t *testing.T) {
 	}{
 		{"same command", Config{Estate: e, Checks: []check.Check{c}}, true},
 		{"default policy given explicitly", Config{Estate: e, Checks: []check.Check{c}, Options: Options{Policy: check.DefaultPolicy()}}, true},
+		{"default section values given explicitly", Config{Estate: e, Checks: []check.Check{c}, Options: Options{Policy: explicit}}, true},
 		{"another policy", Config{Estate: e, Checks: []check.Check{c}, Options: Options{Policy: strict}}, false},
 		{"another family", Config{Estate: e, Checks: []check.Check{c}, Families: []string{"email"}}, false},
 		{"another check list", Config{Estate: e, Checks: []check.Check{c, other}}, false},

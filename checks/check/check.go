@@ -88,12 +88,15 @@ type Check interface {
 // Evidence is what Collect saw, stored verbatim so that it can be shown,
 // disputed and re-evaluated.
 type Evidence struct {
-	CheckID     string          `json:"check"`
-	Asset       Asset           `json:"asset"`
-	CollectedAt time.Time       `json:"collected_at"`
-	Data        json.RawMessage `json:"data,omitempty"`
-	Error       string          `json:"error,omitempty"`
-	ErrorClass  ErrClass        `json:"error_class,omitempty"`
+	CheckID     string    `json:"check"`
+	Asset       Asset     `json:"asset"`
+	CollectedAt time.Time `json:"collected_at"`
+	// Version is the schema version of Data (0: before versioning, read
+	// as 1).
+	Version    int             `json:"version,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	ErrorClass ErrClass        `json:"error_class,omitempty"`
 }
 
 // Finding is one verdict of one catalogue entry on one asset.

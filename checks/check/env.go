@@ -4,32 +4,66 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
-	"github.com/nhsx/posture/checks/crl"
-	"github.com/nhsx/posture/checks/dnsq"
+	"github.com/miekg/dns"
 )
 
 // DialFunc opens a connection. The scanner hands checks one that goes through
 // the scope guard; tests hand them one that reaches the lab.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
+// Resolver answers DNS questions for checks. Exchange asks one question and
+// returns the answer as received, after the resolver's retries, TCP
+// fallback and per-run cache. NXDOMAIN and NODATA are answers (rcode in the
+// message); a timeout, SERVFAIL or REFUSED is an error that knows its class.
+// checks/dnsq implements it (and wraps any Resolver with the helpers checks
+// use: TXT, MX, Addrs).
+type Resolver interface {
+	Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
+}
+
+// CRLSource fetches certificate revocation lists. CRLs are CA
+// infrastructure, outside the estate's scope; the scanner's source still
+// refuses private and metadata addresses, and fetches each URL once a run.
+type CRLSource interface {
+	CRL(ctx context.Context, url string) (CRL, error)
+}
+
+// CRL is a fetched and parsed revocation list.
+type CRL interface {
+	// Revoked says whether serial is listed, and when it was revoked.
+	Revoked(serial *big.Int) (at time.Time, listed bool)
+	// CheckSignatureFrom verifies the list's signature with issuer's key.
+	CheckSignatureFrom(issuer *x509.Certificate) error
+	// Updates are the list's thisUpdate and nextUpdate (zero if absent).
+	Updates() (this, next time.Time)
+	// Bytes is the size fetched.
+	Bytes() int
+}
+
 // Env is the network a check may use. Checks reach the network only through
-// it, so that tests and `posture demo` swap in the lab.
+// it, so that tests and `posture demo` swap in the lab. It names only small
+// interfaces and standard types: the scanner provides the implementations.
 type Env struct {
-	DNS  *dnsq.Resolver // nil: a resolver on /etc/resolv.conf
-	Dial DialFunc       // nil: no connections (ErrScope)
+	DNS  Resolver // nil: no DNS (every lookup fails with class scope)
+	Dial DialFunc // nil: no connections (ErrScope)
 	// Lookup resolves a name to the addresses Dial will accept as IP
-	// literals (the scope guard vouches for them). nil: DNS.Addrs.
+	// literals (the scope guard vouches for them). nil: A and AAAA
+	// through DNS.
 	Lookup func(ctx context.Context, name string) ([]netip.Addr, error)
-	// HTTP is built over Dial by the scanner; nil: a client over Dial.
+	// HTTP is built over Dial by the scanner; nil: no HTTP.
 	HTTP *http.Client
-	// Roots are the trust anchors for certificate checks: system roots plus
-	// --ca-file. nil: the system roots.
+	// Roots are the trust anchors a collector needs while it collects (an
+	// HTTPS fetch that must verify). Verdicts on certificates use
+	// Policy.Roots instead, in Evaluate. nil: the system roots.
 	Roots *x509.CertPool
 	// PortMap rewrites well-known ports (443, 80, 25) for labs that cannot
 	// bind them. Empty on real scans.
@@ -39,27 +73,16 @@ type Env struct {
 	// EHLOName is the name SMTP probes greet with: the scanner host's FQDN,
 	// so a mail server's operator can see who is calling.
 	EHLOName string
-	// Services reaches CA infrastructure (CRLs) the way the scanner reaches
-	// its configured services: not through the scope guard, since the CA's
-	// host is not in the estate. nil: no CRL is fetched.
-	Services *http.Client
-	// CRLs is the run's CRL cache, shared by every host (many certificates
-	// share one CRL). nil: each fetch is made afresh.
-	CRLs *crl.Cache
-}
-
-var defaultResolver = &dnsq.Resolver{}
-
-// Resolver returns the DNS resolver, never nil.
-func (e *Env) Resolver() *dnsq.Resolver {
-	if e == nil || e.DNS == nil {
-		return defaultResolver
-	}
-	return e.DNS
+	// CRLs fetches revocation lists (nil: none is fetched, and revocation
+	// by CRL is unknown).
+	CRLs CRLSource
 }
 
 // ErrNoNetwork is returned by DialContext on an Env without a dialer.
 var ErrNoNetwork = WithClass(ErrScope, errors.New("no network: the environment has no dialer"))
+
+// ErrNoResolver is returned by lookups on an Env without a resolver.
+var ErrNoResolver = WithClass(ErrScope, errors.New("no network: the environment has no DNS resolver"))
 
 // DialContext dials through the injected dialer.
 func (e *Env) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -95,12 +118,48 @@ func (e *Env) Port(p int) int {
 	return p
 }
 
-// Addrs resolves name through Lookup (scope-checked on a scan) or the
-// resolver. Checks that connect per address (one handshake per IP) use it.
+// Addrs resolves name through Lookup (scope-checked on a scan) or, without
+// one, A and AAAA through DNS. Checks that connect per address (one
+// handshake per IP) use it.
 func (e *Env) Addrs(ctx context.Context, name string) ([]netip.Addr, error) {
 	if e != nil && e.Lookup != nil {
 		return e.Lookup(ctx, name)
 	}
-	addrs, _, err := e.Resolver().Addrs(ctx, name)
-	return addrs, err
+	if e == nil || e.DNS == nil {
+		return nil, ErrNoResolver
+	}
+	var out []netip.Addr
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		m, err := e.DNS.Exchange(ctx, name, t)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", name, err)
+		}
+		// Follow the CNAME chain within the answer.
+		cur := dns.CanonicalName(name)
+		for range 9 {
+			next := ""
+			for _, rr := range m.Answer {
+				if !strings.EqualFold(rr.Header().Name, cur) {
+					continue
+				}
+				switch v := rr.(type) {
+				case *dns.CNAME:
+					next = dns.CanonicalName(v.Target)
+				case *dns.A:
+					if a, ok := netip.AddrFromSlice(v.A.To4()); ok {
+						out = append(out, a)
+					}
+				case *dns.AAAA:
+					if a, ok := netip.AddrFromSlice(v.AAAA); ok {
+						out = append(out, a)
+					}
+				}
+			}
+			if next == "" {
+				break
+			}
+			cur = next
+		}
+	}
+	return out, nil
 }

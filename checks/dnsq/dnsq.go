@@ -57,6 +57,7 @@ type Response struct {
 	Authenticated bool     `json:"ad,omitempty"`
 	Size          int      `json:"size"` // bytes on the wire
 	rcode         int
+	msg           *dns.Msg
 }
 
 // NXDomain reports an NXDOMAIN answer.
@@ -285,16 +286,74 @@ func (r *Resolver) response(name, tname string, in *dns.Msg) (*Response, error) 
 		return nil, &Error{Name: name, Type: tname, Kind: "malformed", Err: fmt.Errorf("%d answer records (limit %d)", len(in.Answer), maxAnswer)}
 	}
 	resp := &Response{Name: strings.TrimSuffix(name, "."), Type: tname, Rcode: dns.RcodeToString[in.Rcode],
-		Answer: in.Answer, Authenticated: in.AuthenticatedData, rcode: in.Rcode, Size: in.Len()}
+		Answer: in.Answer, Authenticated: in.AuthenticatedData, rcode: in.Rcode, Size: in.Len(), msg: in}
 	for _, rr := range in.Answer {
 		resp.Records = append(resp.Records, rr.String())
 	}
 	return resp, nil
 }
 
+// Exchange implements check.Resolver: the answer message to one question,
+// through the cache.
+func (r *Resolver) Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	resp, err := r.Query(ctx, name, qtype)
+	if err != nil {
+		return nil, err
+	}
+	return resp.msg, nil
+}
+
+// Exchanger is any resolver that answers one question with a message: a
+// check's view of DNS (check.Resolver).
+type Exchanger interface {
+	Exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
+}
+
+// Client gives any Exchanger the helpers checks use (Query, TXT, MX,
+// Addrs) with the same bounds as Resolver's own.
+type Client struct{ x Exchanger }
+
+// Over wraps x; a nil x is a Resolver on /etc/resolv.conf.
+func Over(x Exchanger) *Client {
+	if x == nil {
+		x = defaultResolver
+	}
+	return &Client{x}
+}
+
+var defaultResolver = &Resolver{}
+
+// Query resolves name/qtype through the exchanger.
+func (c *Client) Query(ctx context.Context, name string, qtype uint16) (*Response, error) {
+	if r, ok := c.x.(*Resolver); ok {
+		return r.Query(ctx, name, qtype)
+	}
+	name = dns.CanonicalName(name)
+	in, err := c.x.Exchange(ctx, name, qtype)
+	if err != nil {
+		return nil, err
+	}
+	return (&Resolver{}).response(name, dns.TypeToString[qtype], in)
+}
+
+// TXT is Client.TXT on this resolver.
+func (r *Resolver) TXT(ctx context.Context, name string) ([]string, *Response, error) {
+	return Over(r).TXT(ctx, name)
+}
+
+// MX is Client.MX on this resolver.
+func (r *Resolver) MX(ctx context.Context, name string) ([]*dns.MX, *Response, error) {
+	return Over(r).MX(ctx, name)
+}
+
+// Addrs is Client.Addrs on this resolver.
+func (r *Resolver) Addrs(ctx context.Context, name string) ([]netip.Addr, []string, error) {
+	return Over(r).Addrs(ctx, name)
+}
+
 // TXT returns the TXT strings at name, each RR's character-strings joined
 // (RFC 7208 §3.3), with the response for its rcode and size.
-func (r *Resolver) TXT(ctx context.Context, name string) ([]string, *Response, error) {
+func (r *Client) TXT(ctx context.Context, name string) ([]string, *Response, error) {
 	resp, err := r.Query(ctx, name, dns.TypeTXT)
 	if err != nil {
 		return nil, nil, err
@@ -307,7 +366,7 @@ func (r *Resolver) TXT(ctx context.Context, name string) ([]string, *Response, e
 }
 
 // MX returns the MX records at name, sorted as served.
-func (r *Resolver) MX(ctx context.Context, name string) ([]*dns.MX, *Response, error) {
+func (r *Client) MX(ctx context.Context, name string) ([]*dns.MX, *Response, error) {
 	resp, err := r.Query(ctx, name, dns.TypeMX)
 	if err != nil {
 		return nil, nil, err
@@ -322,7 +381,7 @@ func (r *Resolver) MX(ctx context.Context, name string) ([]*dns.MX, *Response, e
 // Addrs resolves A and AAAA for name and returns the CNAME chain that led to
 // them (without name itself). An NXDOMAIN or empty answer gives no addresses
 // and no error.
-func (r *Resolver) Addrs(ctx context.Context, name string) (addrs []netip.Addr, chain []string, err error) {
+func (r *Client) Addrs(ctx context.Context, name string) (addrs []netip.Addr, chain []string, err error) {
 	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		cur := dns.CanonicalName(name)
 		var c []string

@@ -283,7 +283,7 @@ func TestSPFParkedDomain(t *testing.T) {
 			env, srv := serve(t, nil, nil, tc.records...)
 			if drop != nil {
 				// Answer TXT, then drop the name so the MX lookup times out.
-				if _, _, err := env.DNS.TXT(context.Background(), d); err != nil {
+				if _, _, err := dnsq.Over(env.DNS).TXT(context.Background(), d); err != nil {
 					t.Fatal(err)
 				}
 				srv.Drop(drop...)

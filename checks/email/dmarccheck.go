@@ -7,6 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/checks/email/dmarc"
 	"github.com/nhsx/posture/checks/email/spf"
 	"golang.org/x/net/publicsuffix"
@@ -66,7 +67,9 @@ func DMARC() check.Check {
 	return check.New(check.Spec[DMARCEvidence]{
 		ID:       "email.dmarc",
 		Rules:    dmarcRules,
-		Applies:  func(a check.Asset) bool { return a.Kind == check.KindDomain },
+		Family:   "email",
+		Targets:  []check.Kind{check.KindDomain},
+		Policy:   Settings,
 		Collect:  collectDMARC,
 		Evaluate: evaluateDMARC,
 	})
@@ -76,7 +79,7 @@ var rfc9989 = check.Ref{Standard: "RFC 9989 (DMARCbis)", Section: "DNS tree walk
 
 var dmarcRules = []check.Meta{
 	{
-		ID: DMARCRecord, Rule: ruleDMARCRecord, Family: "email", Title: "DMARC record published and valid", Severity: check.Critical, Targets: domainOnly,
+		ID: DMARCRecord, Rule: ruleDMARCRecord, Title: "DMARC record published and valid", Severity: check.Critical,
 		Description: "Exactly one TXT record at _dmarc.<domain> (or, failing that, at a parent up to the organisational domain: RFC 9989 tree walk) starting v=DMARC1, with p=, that parses and is at most 450 characters.",
 		Remediation: "Publish one TXT record at _dmarc.<your domain> such as \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@<your domain>\".",
 		Standards: []check.Ref{
@@ -86,7 +89,7 @@ var dmarcRules = []check.Meta{
 		},
 	},
 	{
-		ID: DMARCPolicy, Rule: ruleDMARCPolicy, Family: "email", Title: "DMARC policy enforced", Severity: check.High, Targets: domainOnly,
+		ID: DMARCPolicy, Rule: ruleDMARCPolicy, Title: "DMARC policy enforced", Severity: check.High,
 		Description: "The policy in force (p=, or sp= when the record is inherited from a parent): reject passes, quarantine warns, none fails. A parked domain passes only with reject, and should align strictly (adkim=s; aspf=s: the alignment-parked entry).",
 		Remediation: "Move the DMARC policy to \"p=reject\" once your aggregate reports show that all your legitimate mail passes SPF or DKIM.",
 		Standards: []check.Ref{
@@ -95,7 +98,7 @@ var dmarcRules = []check.Meta{
 		},
 	},
 	{
-		ID: DMARCSPNP, Rule: ruleDMARCSPNP, Family: "email", Title: "DMARC subdomain policies enforced", Severity: check.Medium, Targets: domainOnly,
+		ID: DMARCSPNP, Rule: ruleDMARCSPNP, Title: "DMARC subdomain policies enforced", Severity: check.Medium,
 		Description: "sp= and np=, when present, are quarantine or reject (sp=none fails). A parked domain needs the subdomain policy reject.",
 		Remediation: "Set \"sp=reject\" (or remove sp= so that subdomains follow p=), and do not set sp=none or np=none.",
 		Standards: []check.Ref{
@@ -104,13 +107,13 @@ var dmarcRules = []check.Meta{
 		},
 	},
 	{
-		ID: DMARCScope, Rule: ruleDMARCScope, Family: "email", Title: "DMARC policy applied to all mail", Severity: check.Medium, Targets: domainOnly,
+		ID: DMARCScope, Rule: ruleDMARCScope, Title: "DMARC policy applied to all mail", Severity: check.Medium,
 		Description: "pct absent or 100, and no t=y: otherwise the policy applies to only part of the failing mail (warn).",
 		Remediation: "Remove \"pct=\" (or set pct=100) and \"t=y\" so the policy applies to all failing mail.",
 		Standards:   []check.Ref{mc("Dmarc rules: PctValueShouldBe100.cs"), rfc9989},
 	},
 	{
-		ID: DMARCReporting, Rule: ruleDMARCReporting, Family: "email", Title: "DMARC aggregate reports received", Severity: check.Medium, Targets: domainOnly,
+		ID: DMARCReporting, Rule: ruleDMARCReporting, Title: "DMARC aggregate reports received", Severity: check.Medium,
 		Description: "rua= with at least one working mailto: destination (your own domain, or an external one that authorises it); at most 2 URIs, no duplicates. The retired NCSC Mail Check address is a legacy note; ruf must not name it.",
 		Remediation: "Add \"rua=mailto:<a mailbox or reporting service you read>\" to the DMARC record and review the reports regularly.",
 		Standards: []check.Ref{
@@ -152,7 +155,7 @@ func walkNames(domain, org string) []string {
 }
 
 func collectDMARC(ctx context.Context, env *check.Env, a check.Asset) (DMARCEvidence, error) {
-	r := env.Resolver()
+	r := dnsq.Over(env.DNS)
 	domain := strings.TrimSuffix(strings.ToLower(a.Name), ".")
 	ev := DMARCEvidence{Domain: domain, OrgDomain: OrgDomain(domain), Applied: -1}
 	for _, name := range walkNames(domain, ev.OrgDomain) {
@@ -205,7 +208,7 @@ func authoriseReports(ctx context.Context, env *check.Env, policyDomain string, 
 		if len(out) == maxReportAuths {
 			break
 		}
-		l := query(ctx, env.Resolver(), policyDomain+"._report._dmarc."+u.Domain, dns.TypeTXT)
+		l := query(ctx, dnsq.Over(env.DNS), policyDomain+"._report._dmarc."+u.Domain, dns.TypeTXT)
 		ra := ReportAuth{Domain: u.Domain, Lookup: l}
 		for _, s := range l.Answers {
 			if dmarc.IsDMARC(s) {

@@ -19,7 +19,7 @@ const (
 )
 
 func evaluateDMARC(in check.In[DMARCEvidence]) []check.Finding {
-	ev, pol := in.Evidence, in.Policy.Email
+	ev, pol := in.Evidence, Settings.Get(in.Policy)
 	if len(ev.Walk) == 0 {
 		var out []check.Finding
 		for _, m := range dmarcRules {
@@ -104,7 +104,7 @@ func dmarcRecordFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, pars
 	return finding(id, rule, check.Pass, fmt.Sprintf("one DMARC record at _dmarc.%s: %q", ev.Domain, clipQ(lv.Records[0])), "")
 }
 
-func dmarcPolicyFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, inherited, parked bool, pol check.EmailPolicy) check.Finding {
+func dmarcPolicyFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, inherited, parked bool, pol Policy) check.Finding {
 	id, rule := DMARCPolicy, ruleDMARCPolicy
 	p, seen := rec.P, "p="+rec.P
 	if inherited {

@@ -32,7 +32,7 @@ func (l Lookup) failed() bool { return l.Error != "" }
 
 // query runs one lookup and records it; a resolver error is recorded, not
 // returned, so that the caller can carry on with the rest of the walk.
-func query(ctx context.Context, r *dnsq.Resolver, name string, qtype uint16) Lookup {
+func query(ctx context.Context, r *dnsq.Client, name string, qtype uint16) Lookup {
 	l := Lookup{Name: strings.TrimSuffix(name, "."), Type: dns.TypeToString[qtype]}
 	resp, err := r.Query(ctx, name, qtype)
 	if err != nil {

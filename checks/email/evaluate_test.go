@@ -42,10 +42,12 @@ func lookupTerms(n int, void int) []SPFTerm {
 }
 
 func TestEvaluateSPF(t *testing.T) {
-	strictSoftfail := check.DefaultPolicy()
-	strictSoftfail.Email.SPFSoftfailPass = false
-	lenient := check.DefaultPolicy()
-	lenient.Email.SPFMaxLookups, lenient.Email.SPFMaxVoid, lenient.Email.SPFMaxUDPBytes = 12, 3, 1000
+	s := Settings.Defaults()
+	s.SPFSoftfailPass = false
+	strictSoftfail := Settings.Set(check.DefaultPolicy(), s)
+	s = Settings.Defaults()
+	s.SPFMaxLookups, s.SPFMaxVoid, s.SPFMaxUDPBytes = 12, 3, 1000
+	lenient := Settings.Set(check.DefaultPolicy(), s)
 
 	redirectTo := func(child *SPFNode) SPFTerm {
 		return SPFTerm{Term: "redirect=" + child.Domain, Name: "redirect", Modifier: true, Lookup: true, Target: child.Domain, Child: child}
@@ -134,8 +136,9 @@ func dmarcEv(record string, mx Lookup) DMARCEvidence {
 }
 
 func TestEvaluateDMARC(t *testing.T) {
-	noQuarantineWarn := check.DefaultPolicy()
-	noQuarantineWarn.Email.DMARCQuarantine = false
+	s := Settings.Defaults()
+	s.DMARCQuarantine = false
+	noQuarantineWarn := Settings.Set(check.DefaultPolicy(), s)
 	rua := "; rua=mailto:d@example.nhs.uk"
 	parked := func(rec string) DMARCEvidence {
 		e := dmarcEv(rec, nullMX)

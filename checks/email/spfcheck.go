@@ -100,17 +100,17 @@ func SPF() check.Check {
 	return check.New(check.Spec[SPFEvidence]{
 		ID:       "email.spf",
 		Rules:    spfRules,
-		Applies:  func(a check.Asset) bool { return a.Kind == check.KindDomain },
+		Family:   "email",
+		Targets:  []check.Kind{check.KindDomain},
+		Policy:   Settings,
 		Collect:  collectSPF,
 		Evaluate: evaluateSPF,
 	})
 }
 
-var domainOnly = []check.Kind{check.KindDomain}
-
 var spfRules = []check.Meta{
 	{
-		ID: SPFRecord, Rule: ruleSPFRecord, Family: "email", Title: "SPF record published and valid", Severity: check.High, Targets: domainOnly,
+		ID: SPFRecord, Rule: ruleSPFRecord, Title: "SPF record published and valid", Severity: check.High,
 		Description: "Exactly one TXT record starting v=spf1 at the domain, which parses, and whose includes and redirect lead to valid SPF records (else receivers return permerror).",
 		Remediation: "Publish exactly one TXT record starting \"v=spf1\" at the domain, listing the services that send your mail and ending in \"-all\" (a domain that sends no mail: \"v=spf1 -all\").",
 		Standards: []check.Ref{
@@ -119,7 +119,7 @@ var spfRules = []check.Meta{
 		},
 	},
 	{
-		ID: SPFAll, Rule: ruleSPFAll, Family: "email", Title: "SPF ends in a fail-all", Severity: check.High, Targets: domainOnly,
+		ID: SPFAll, Rule: ruleSPFAll, Title: "SPF ends in a fail-all", Severity: check.High,
 		Description: "The terminal all of the policy (through redirect): -all passes; ~all passes on a sending domain; ?all, +all, no all, or all before other mechanisms fail. A parked domain passes only with exactly v=spf1 -all.",
 		Remediation: "End the SPF record with \"-all\" so that mail from servers you have not listed fails SPF. A domain that sends no mail should publish exactly \"v=spf1 -all\".",
 		Standards: []check.Ref{
@@ -128,7 +128,7 @@ var spfRules = []check.Meta{
 		},
 	},
 	{
-		ID: SPFLookups, Rule: ruleSPFLookups, Family: "email", Title: "SPF within the 10 DNS-lookup limit", Severity: check.High, Targets: domainOnly,
+		ID: SPFLookups, Rule: ruleSPFLookups, Title: "SPF within the 10 DNS-lookup limit", Severity: check.High,
 		Description: "Recursive count of include, a, mx, ptr, exists and redirect terms: more than 10 (or an include loop) is a permerror; exactly 10 warns. Each mx term may name at most 10 hosts.",
 		Remediation: "Reduce the DNS lookups in your SPF policy to 10 or fewer: remove includes for services you no longer use, replace a and mx terms with ip4/ip6 ranges, and ask senders for a flatter include.",
 		Standards: []check.Ref{
@@ -137,13 +137,13 @@ var spfRules = []check.Meta{
 		},
 	},
 	{
-		ID: SPFVoid, Rule: ruleSPFVoid, Family: "email", Title: "SPF void lookups within limit", Severity: check.Medium, Targets: domainOnly,
+		ID: SPFVoid, Rule: ruleSPFVoid, Title: "SPF void lookups within limit", Severity: check.Medium,
 		Description: "Terms whose lookup returns NXDOMAIN or no records: more than 2 is a permerror.",
 		Remediation: "Remove SPF terms that point at names which no longer exist or have no records (old includes, a: or mx: names of retired hosts).",
 		Standards:   []check.Ref{rfc("7208", "SPF", "§4.6.4: SPF implementations SHOULD limit \"void lookups\" to two", "")},
 	},
 	{
-		ID: SPFSyntax, Rule: ruleSPFSyntax, Family: "email", Title: "SPF record hygiene", Severity: check.Low, Targets: domainOnly,
+		ID: SPFSyntax, Rule: ruleSPFSyntax, Title: "SPF record hygiene", Severity: check.Low,
 		Description: "The record parses; no ptr; redirect and exp at most once; modifiers after mechanisms; not both redirect and all; no mechanisms after all; DNS response within 450 bytes.",
 		Remediation: "Tidy the SPF record: remove ptr, put modifiers (redirect=, exp=) at the end, do not combine redirect with all, and keep the TXT answer small enough for a single UDP packet.",
 		Standards: []check.Ref{
@@ -155,7 +155,7 @@ var spfRules = []check.Meta{
 }
 
 func collectSPF(ctx context.Context, env *check.Env, a check.Asset) (SPFEvidence, error) {
-	r := env.Resolver()
+	r := dnsq.Over(env.DNS)
 	domain := strings.TrimSuffix(strings.ToLower(a.Name), ".")
 	ev := SPFEvidence{Domain: domain}
 	ev.TXT = query(ctx, r, domain, dns.TypeTXT)
@@ -181,7 +181,7 @@ func collectSPF(ctx context.Context, env *check.Env, a check.Asset) (SPFEvidence
 // walker expands one SPF policy statically: every term is looked at, as for
 // a sender that matches none, which is how the lookup limit is reached.
 type walker struct {
-	r       *dnsq.Resolver
+	r       *dnsq.Client
 	lookups int
 	queries int
 }

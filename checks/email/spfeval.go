@@ -146,7 +146,7 @@ func terminalAll(n *SPFNode, depth int) allState {
 }
 
 func evaluateSPF(in check.In[SPFEvidence]) []check.Finding {
-	ev, pol := in.Evidence, in.Policy.Email
+	ev, pol := in.Evidence, Settings.Get(in.Policy)
 	class := classify(ev.MX, ev.Records, "", "")
 	var out []check.Finding
 
@@ -230,7 +230,7 @@ func quoteAll(ss []string) string {
 
 func normaliseSPF(s string) string { return strings.ToLower(strings.Join(strings.Fields(s), " ")) }
 
-func spfAllFinding(ev SPFEvidence, pol check.EmailPolicy, class Class) check.Finding {
+func spfAllFinding(ev SPFEvidence, pol Policy, class Class) check.Finding {
 	id, rule := SPFAll, ruleSPFAll
 	s := terminalAll(ev.Policy, 0)
 	switch s.problem {

@@ -7,11 +7,12 @@ import (
 
 	"github.com/nhsx/posture/checks"
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/scanner"
 	"github.com/nhsx/posture/scanner/store"
 )
 
 func reevalCmd(g *globals) *cobra.Command {
-	var db, policy string
+	var db, policy, caFile string
 	c := &cobra.Command{
 		Use:   "reeval",
 		Short: "Re-apply a policy to the newest run's stored evidence (no network)",
@@ -21,8 +22,15 @@ func reevalCmd(g *globals) *cobra.Command {
 			pol := check.DefaultPolicy()
 			if policy != "" {
 				var err error
-				if pol, err = check.LoadPolicy(policy); err != nil {
+				if pol, err = checks.LoadPolicy(policy); err != nil {
 					return &usageError{err}
+				}
+			}
+			var extra []byte
+			if caFile != "" {
+				var err error
+				if _, extra, err = loadRoots(caFile); err != nil {
+					return err
 				}
 			}
 			st, err := openExisting(ctx, db)
@@ -38,8 +46,13 @@ func reevalCmd(g *globals) *cobra.Command {
 				return usagef("%s has no runs: run `posture scan` first", db)
 			}
 			run := runs[0]
+			// Judge as the scan did: its families, and its trust anchors
+			// (the system roots, the run's --ca-file, and this one's).
+			pol.Roots = scanner.RunRoots(run.Options)
+			pol.Roots.AppendCertsFromPEM(extra)
+			cs, keep := scanner.Select(checks.All(), scanner.RunFamilies(run.Options))
 			byID := map[string]check.Check{}
-			for _, c := range checks.All() {
+			for _, c := range cs {
 				byID[c.ID()] = c
 			}
 			var evs []check.Evidence
@@ -57,7 +70,7 @@ func reevalCmd(g *globals) *cobra.Command {
 					skipped++ // a check this build no longer has
 					continue
 				}
-				fs := c.Evaluate(ev, pol)
+				fs := scanner.Keep(c.Evaluate(ev, pol), keep)
 				for _, f := range fs {
 					counts[f.Outcome]++
 				}
@@ -81,5 +94,6 @@ func reevalCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
 	c.Flags().StringVar(&policy, "policy", "", "policy file (YAML); default: the built-in policy")
+	c.Flags().StringVar(&caFile, "ca-file", "", "extra trusted CA certificates (PEM), besides the system roots and those the run was scanned with")
 	return c
 }

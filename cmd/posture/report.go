@@ -199,7 +199,7 @@ func notifyCmd(g *globals) *cobra.Command {
 			defer cancel()
 			m := &reports.Mailer{Addr: smtpAddr}
 			if caFile != "" {
-				roots, err := loadRoots(caFile)
+				roots, _, err := loadRoots(caFile)
 				if err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 	"github.com/nhsx/posture/scanner/store"
 )
 
-// families a scan can be limited to.
-var families = []string{"dns", "email", "tls", "web", "repo"}
+// families a scan can be limited to: those the catalogue has.
+var families = checks.Families()
 
 type scanFlags struct {
 	estate, db, resolver, caFile, policy string
@@ -95,7 +96,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	}
 	pol := check.DefaultPolicy()
 	if f.policy != "" {
-		if pol, err = check.LoadPolicy(f.policy); err != nil {
+		if pol, err = checks.LoadPolicy(f.policy); err != nil {
 			return nil, &usageError{err}
 		}
 	}
@@ -106,7 +107,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		}
 		res.Servers = []string{f.resolver}
 	}
-	roots, err := loadRoots(f.caFile)
+	roots, caPEM, err := loadRoots(f.caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +121,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	}
 	return &scanner.Config{
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
-		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots,
+		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM,
 		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
 		CTURL: f.ctURL, GitHub: gh, ServiceHTTP: svc,
 		Options: scanner.Options{
@@ -160,22 +161,24 @@ func parseFamilies(only []string) ([]string, error) {
 	return out, nil
 }
 
-func loadRoots(caFile string) (*x509.CertPool, error) {
+// loadRoots returns the system roots plus caFile's certificates, and
+// caFile's PEM (stored with a run, so reeval judges with the same anchors).
+func loadRoots(caFile string) (*x509.CertPool, []byte, error) {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
 	}
 	if caFile == "" {
-		return roots, nil
+		return roots, nil, nil
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, usagef("--ca-file: %v", err)
+		return nil, nil, usagef("--ca-file: %v", err)
 	}
 	if !roots.AppendCertsFromPEM(pem) {
-		return nil, usagef("--ca-file %s: no PEM certificates in it", caFile)
+		return nil, nil, usagef("--ca-file %s: no PEM certificates in it", caFile)
 	}
-	return roots, nil
+	return roots, pem, nil
 }
 
 func githubClient(hc *http.Client, base, token string) (*github.Client, error) {
@@ -207,6 +210,14 @@ func printStats(w io.Writer, s *scanner.Stats, db string) {
 	}
 	fmt.Fprintf(w, "run %d %s: %d jobs%s; findings: %s; stored in %s\n",
 		s.RunID, s.Status, s.Jobs, resumed, strings.Join(parts, ", "), db)
+	if len(s.Excluded) > 0 {
+		names := make([]string, 0, len(s.Excluded))
+		for n := range s.Excluded {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "not contacted (scope.exclude): %s\n", strings.Join(names, ", "))
+	}
 }
 
 // progressBar draws on a terminal and is silent otherwise.

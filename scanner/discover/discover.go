@@ -37,8 +37,9 @@ type Options struct {
 	HTTP *http.Client
 	// GitHub is the API client ("nil" = no repository discovery).
 	GitHub *github.Client
-	// Families limits what is discovered to what the selected checks need.
-	Families map[string]bool
+	// Kinds are the asset kinds the selected collectors target: discovery
+	// builds only those (nil: every kind).
+	Kinds map[check.Kind]bool
 	// MaxPerDomain bounds the names kept per domain from CT (default 500).
 	MaxPerDomain int
 	// MaxRepos bounds repositories per GitHub organisation (default 1000).
@@ -83,7 +84,7 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 		o.DNS = &dnsq.Resolver{}
 	}
 	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}}, seen: map[string]bool{}}
-	want := func(f string) bool { return len(o.Families) == 0 || o.Families[f] }
+	want := func(k check.Kind) bool { return o.Kinds == nil || o.Kinds[k] }
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Concurrency)
@@ -94,14 +95,14 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 				continue
 			}
 			d.add(check.Asset{Kind: check.KindDomain, Name: dom, Org: org.Code, Domain: dom, Source: "estate"})
-			if want("web") || want("tls") {
+			if want(check.KindHost) {
 				g.Go(func() error { d.hosts(gctx, org.Code, dom); return nil })
 			}
-			if want("email") || want("tls") {
+			if want(check.KindMail) {
 				g.Go(func() error { d.mx(gctx, org.Code, dom); return nil })
 			}
 		}
-		if want("repo") && o.GitHub != nil {
+		if (want(check.KindRepo) || want(check.KindOrg)) && o.GitHub != nil {
 			for _, login := range org.GitHub {
 				g.Go(func() error { d.github(gctx, org.Code, login); return nil })
 			}
@@ -262,6 +263,12 @@ func (d *run) mx(ctx context.Context, org, dom string) {
 		}
 		if estate.ValidDomain(h, false) != nil {
 			d.drop("not a host name")
+			continue
+		}
+		if d.e.Excluded(h) {
+			// The operator's "never touch" list beats the MX allowance.
+			d.o.Log.Info("mail host excluded from the scan (scope.exclude)", "host", h, "domain", dom)
+			d.drop("excluded from scope")
 			continue
 		}
 		d.mu.Lock()

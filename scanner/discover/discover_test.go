@@ -129,7 +129,7 @@ func TestDiscoverWithoutPrivateDropsLoopbackHosts(t *testing.T) {
 	}
 	defer l.Close()
 	e, _ := estate.Parse("lab.yaml", l.EstateYAML())
-	res, err := discover.Run(context.Background(), e, discover.Options{DNS: l.Resolver(), Families: map[string]bool{"web": true}})
+	res, err := discover.Run(context.Background(), e, discover.Options{DNS: l.Resolver(), Kinds: map[check.Kind]bool{check.KindHost: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -434,10 +434,8 @@ func validLogin(s string) bool {
 // or one of the organisations' domains, and not at or under an exclusion.
 func (e *Estate) InScope(name string) bool {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	for _, x := range e.Scope.Exclude {
-		if under(name, x) {
-			return false
-		}
+	if e.Excluded(name) {
+		return false
 	}
 	for _, s := range e.Scope.Suffixes {
 		if under(name, s) {
@@ -449,6 +447,18 @@ func (e *Estate) InScope(name string) bool {
 			if under(name, d) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// Excluded reports whether name is at or under a scope.exclude entry: the
+// operator's "never touch" list, which beats every other allowance.
+func (e *Estate) Excluded(name string) bool {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	for _, x := range e.Scope.Exclude {
+		if under(name, x) {
+			return true
 		}
 	}
 	return false

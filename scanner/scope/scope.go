@@ -25,7 +25,11 @@ import (
 // Guard dials on behalf of checks. Its zero value refuses everything (no
 // scope); set InScope.
 type Guard struct {
-	InScope      func(name string) bool
+	InScope func(name string) bool
+	// Excluded is the operator's "never touch" list (scope.exclude). It
+	// beats every allowance: a name it covers is refused whatever led to
+	// it (an MX record, a CNAME, a CRL URL, a redirect).
+	Excluded     func(name string) bool
 	AllowPrivate bool // loopback, RFC 1918, link-local, ULA: for labs only
 	DNS          *dnsq.Resolver
 	// Dial is the network underneath: net.Dialer on a real scan, the lab's
@@ -36,6 +40,7 @@ type Guard struct {
 	DeadFor        time.Duration // how long a dead address stays dead; 0: 10 min
 
 	mu      sync.Mutex
+	skipped map[string]int // excluded names refused, with how often
 	sems    map[netip.Addr]chan struct{}
 	vouched map[netip.Addr]bool      // addresses in-scope names resolved to
 	dead    map[netip.Addr]time.Time // connect timeouts
@@ -81,10 +86,39 @@ func AddrAllowed(a netip.Addr, allowPrivate bool) error {
 	return nil
 }
 
+// excluded reports (and counts) a name the operator excluded.
+func (g *Guard) excluded(name string) bool {
+	if g.Excluded == nil || !g.Excluded(name) {
+		return false
+	}
+	g.mu.Lock()
+	if g.skipped == nil {
+		g.skipped = map[string]int{}
+	}
+	g.skipped[name]++
+	g.mu.Unlock()
+	return true
+}
+
+// Skipped returns the excluded names the guard refused, with how many
+// connections or lookups each would have had.
+func (g *Guard) Skipped() map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]int, len(g.skipped))
+	for k, v := range g.skipped {
+		out[k] = v
+	}
+	return out
+}
+
 // Resolve resolves an in-scope name to the addresses the guard will dial,
 // and vouches for them so that a later dial of an IP literal is allowed.
 func (g *Guard) Resolve(ctx context.Context, name string) ([]netip.Addr, error) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if g.excluded(name) {
+		return nil, g.refuse("%s is excluded from the scan (scope.exclude)", name)
+	}
 	if g.InScope == nil || !g.InScope(name) {
 		return nil, g.refuse("%s is outside the estate's scope", name)
 	}
@@ -97,6 +131,9 @@ func (g *Guard) Resolve(ctx context.Context, name string) ([]netip.Addr, error) 
 		return nil, fmt.Errorf("scope: resolve %s: %w", name, err)
 	}
 	for _, c := range chain {
+		if g.excluded(c) {
+			return nil, g.refuse("%s is an alias (CNAME) of %s, which is excluded from the scan (scope.exclude)", name, c)
+		}
 		if !g.InScope(c) {
 			return nil, g.refuse("%s is an alias (CNAME) of %s, which is outside the estate's scope", name, c)
 		}

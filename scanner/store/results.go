@@ -52,16 +52,16 @@ func (s *Store) PutResult(ctx context.Context, runID int64, ev check.Evidence, f
 		a := ev.Asset
 		var evID int64
 		if err := tx.QueryRowContext(ctx, `INSERT INTO evidence (run_id, check_id, asset_key, asset_kind, asset_name,
-			asset_org, asset_domain, asset_source, collected_at, data, data_bytes, truncated, error, error_class)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			asset_org, asset_domain, asset_source, collected_at, data, data_bytes, truncated, error, error_class, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, check_id, asset_key) DO UPDATE SET asset_kind = excluded.asset_kind,
 			asset_name = excluded.asset_name, asset_org = excluded.asset_org, asset_domain = excluded.asset_domain,
 			asset_source = excluded.asset_source, collected_at = excluded.collected_at, data = excluded.data,
 			data_bytes = excluded.data_bytes, truncated = excluded.truncated, error = excluded.error,
-			error_class = excluded.error_class
+			error_class = excluded.error_class, version = excluded.version
 			RETURNING id`,
 			runID, ev.CheckID, a.Key(), a.Kind, a.Name, a.Org, a.Domain, a.Source, fmtTime(ev.CollectedAt),
-			data, size, truncated, ev.Error, ev.ErrorClass).Scan(&evID); err != nil {
+			data, size, truncated, ev.Error, ev.ErrorClass, ev.Version).Scan(&evID); err != nil {
 			return err
 		}
 		return replaceFindings(ctx, tx, runID, evID, fs)
@@ -201,7 +201,7 @@ func (s *Store) Evidence(ctx context.Context, runID int64) ([]check.Evidence, er
 // fn stops the walk and is returned.
 func (s *Store) EachEvidence(ctx context.Context, runID int64, fn func(check.Evidence) error) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT check_id, asset_kind, asset_name, asset_org, asset_domain,
-		asset_source, collected_at, data, error, error_class FROM evidence WHERE run_id = ?
+		asset_source, collected_at, data, error, error_class, version FROM evidence WHERE run_id = ?
 		ORDER BY check_id, asset_key`, runID)
 	if err != nil {
 		return fmt.Errorf("store: evidence of run %d: %w", runID, err)
@@ -215,7 +215,7 @@ func (s *Store) EachEvidence(ctx context.Context, runID int64, fn func(check.Evi
 		)
 		a := &ev.Asset
 		if err := rows.Scan(&ev.CheckID, &a.Kind, &a.Name, &a.Org, &a.Domain, &a.Source, &at, &data,
-			&ev.Error, &ev.ErrorClass); err != nil {
+			&ev.Error, &ev.ErrorClass, &ev.Version); err != nil {
 			return fmt.Errorf("store: evidence of run %d: %w", runID, err)
 		}
 		if ev.CollectedAt, err = parseTime(at); err != nil {
