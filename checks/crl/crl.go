@@ -1,7 +1,8 @@
 // Package crl fetches and caches certificate revocation lists. CRLs are CA
 // infrastructure, fetched with the configured-service client (not through
 // the scope guard), and many certificates share one, so a run keeps one
-// Cache for every host.
+// Cache for every host. Source is the check.CRLSource the scanner hands to
+// checks.
 package crl
 
 import (
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/nhsx/posture/checks/check"
 )
 
 const (
@@ -43,12 +46,15 @@ const (
 
 // Error is a failed fetch with its class.
 type Error struct {
-	Class string
-	Err   error
+	Kind string // one of the Class constants
+	Err  error
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Class implements check's Classifier.
+func (e *Error) Class() string { return e.Kind }
 
 // List is a fetched, parsed CRL. Its signature is not checked on fetch:
 // CheckSignatureFrom does that against the certificate's issuer.
@@ -72,6 +78,12 @@ func (l *List) Revoked(serial *big.Int) (time.Time, bool) {
 
 // Len is the number of listed certificates.
 func (l *List) Len() int { return len(l.revoked) }
+
+// Updates are the list's thisUpdate and nextUpdate (zero if absent).
+func (l *List) Updates() (this, next time.Time) { return l.ThisUpdate, l.NextUpdate }
+
+// Bytes is the size fetched.
+func (l *List) Bytes() int { return l.Size }
 
 // CheckSignatureFrom verifies the CRL's signature with issuer's key,
 // remembering the answer per issuer (a large RSA-signed CRL is costly to
@@ -159,10 +171,34 @@ func classify(ctx context.Context, err error) string {
 func Class(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
-		return e.Class
+		return e.Kind
 	}
 	return ClassUnreachable
 }
+
+// ClassNotFetched: the source has no HTTP client.
+const ClassNotFetched = "not-fetched"
+
+// Source fetches CRLs with Client through Cache (nil: no caching). It is
+// the check.CRLSource of a run.
+type Source struct {
+	Client *http.Client
+	Cache  *Cache
+}
+
+// CRL implements check.CRLSource.
+func (s Source) CRL(ctx context.Context, url string) (check.CRL, error) {
+	if s.Client == nil {
+		return nil, &Error{ClassNotFetched, fmt.Errorf("crl: %s: no HTTP client for CA services", url)}
+	}
+	l, err := s.Cache.Get(ctx, s.Client, url)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+var _ check.CRL = (*List)(nil)
 
 // Cache remembers fetched CRLs (and failures) by URL for one run, and makes
 // one fetch of a URL however many hosts ask at once. The zero value is

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nhsx/posture/checks/check"
 )
 
 type testCA struct {
@@ -184,5 +186,61 @@ func TestCacheKeepsAtMostMaxEntries(t *testing.T) {
 	}
 	if len(c.m) != 2 || hits.Load() != 4 {
 		t.Errorf("%d entries after %d fetches; want 2 entries, /1 fetched again after eviction", len(c.m), hits.Load())
+	}
+}
+
+func TestSourceServesListsAsTheContractsCRL(t *testing.T) {
+	ca := newCA(t, "ca")
+	der := ca.crl(t, 42)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/gone.crl" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(der)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name  string
+		src   check.CRLSource
+		path  string
+		class string
+		hits  int64 // requests after two calls
+	}{
+		{"a cached source fetches once", Source{Client: srv.Client(), Cache: &Cache{}}, "/a.crl", "", 1},
+		{"a nil cache fetches every time", Source{Client: srv.Client()}, "/a.crl", "", 2},
+		{"a missing list keeps its class", Source{Client: srv.Client(), Cache: &Cache{}}, "/gone.crl", ClassUnreachable, 1},
+		{"no client is not fetched", Source{}, "/a.crl", ClassNotFetched, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hits.Store(0)
+			for range 2 {
+				l, err := tt.src.CRL(context.Background(), srv.URL+tt.path)
+				if tt.class != "" {
+					if l != nil || string(check.Classify(err)) != tt.class {
+						t.Fatalf("list %v, err %v (class %q), want class %q", l, err, check.Classify(err), tt.class)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, listed := l.Revoked(big.NewInt(42)); !listed {
+					t.Error("serial 42 not listed")
+				}
+				if this, next := l.Updates(); this.IsZero() || !next.After(this) || l.Bytes() != len(der) {
+					t.Errorf("updates %v %v, %d bytes", this, next, l.Bytes())
+				}
+				if err := l.CheckSignatureFrom(ca.cert); err != nil {
+					t.Error(err)
+				}
+			}
+			if n := hits.Load(); n != tt.hits {
+				t.Errorf("%d requests, want %d", n, tt.hits)
+			}
+		})
 	}
 }
