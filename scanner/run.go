@@ -213,6 +213,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	}
 
 	var assets []check.Asset
+	var excluded []string // names discovery was led to but the estate excludes
 	if resumed {
 		if assets, err = st.Assets(ctx, runID); err != nil {
 			return nil, fmt.Errorf("scan: reload assets: %w", err)
@@ -234,6 +235,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 			c.Log.Info("discovery dropped names", "reason", reason, "count", n)
 		}
 		assets = res.Assets
+		excluded = res.Excluded
 		if err := st.PutAssets(ctx, runID, assets); err != nil {
 			return nil, fmt.Errorf("scan: store assets: %w", err)
 		}
@@ -249,6 +251,9 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if stats != nil {
 		stats.Resumed = resumed
 		stats.Excluded = guard.Skipped()
+		for _, n := range excluded {
+			stats.Excluded[n]++
+		}
 		for name, n := range stats.Excluded {
 			c.Log.Info("excluded name not contacted (scope.exclude)", "name", name, "refused", n)
 		}

@@ -61,6 +61,9 @@ type Result struct {
 	Errors []string
 	// Missing are estate domains that do not exist in DNS (NXDOMAIN).
 	Missing []string
+	// Excluded are names something led to (an MX record) that the estate
+	// excludes: not assets, never contacted.
+	Excluded []string
 }
 
 // Run discovers the estate's assets.
@@ -269,6 +272,9 @@ func (d *run) mx(ctx context.Context, org, dom string) {
 			// The operator's "never touch" list beats the MX allowance.
 			d.o.Log.Info("mail host excluded from the scan (scope.exclude)", "host", h, "domain", dom)
 			d.drop("excluded from scope")
+			d.mu.Lock()
+			d.res.Excluded = append(d.res.Excluded, h)
+			d.mu.Unlock()
 			continue
 		}
 		d.mu.Lock()

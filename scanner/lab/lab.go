@@ -339,8 +339,7 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 		}
 	}
 	n := max(l.cfg.Domains, len(l.cases))
-	good := goodEmail(l.cases)
-	tlsTruth := slices.ContainsFunc(l.cases, func(c Case) bool { return c.Family == "tls" })
+	fams := active(l.cases)
 
 	// Infrastructure first, so its addresses do not depend on the scale.
 	var next int
@@ -360,8 +359,10 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 	}
 	for _, mx := range []string{MX1, MX2} {
 		alloc(Host{Name: mx, SMTP: &SMTPSpec{}})
-		if tlsTruth {
-			l.infraExpect = append(l.infraExpect, mailExpect(mx, nil)...)
+		for _, f := range fams {
+			if f.Infra != nil {
+				l.infraExpect = append(l.infraExpect, f.Infra(mx, check.KindMail)...)
+			}
 		}
 	}
 	records = append(records, zoneHead(NSZone)...)
@@ -388,7 +389,12 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 			return nil, nil, fmt.Errorf("lab: case %s: domain %s built twice", c.Name, d.Name)
 		}
 		if !d.Absent {
-			complete(&d, zone, c, good, tlsTruth)
+			added := complete(&d, zone)
+			for _, f := range fams {
+				if f.Complete != nil {
+					f.Complete(&d, c, added, l.cases)
+				}
+			}
 		}
 		for j := range d.Hosts {
 			hn := strings.ToLower(strings.TrimSuffix(d.Hosts[j].Name, "."))
@@ -426,86 +432,34 @@ func zoneHead(apex string) []string {
 // SOA and NS at the zone apex (the stamped name; the case's domain may be a
 // name under it); MX to the shared lab MX hosts (a case that sets MX, e.g. a
 // null MX for a parked domain, keeps its own); www, a good web host; mail, a
-// CNAME to the lab MX. Domains of other families first borrow the records
-// and expectations of the email family's all-pass case (unless they publish
-// TXT records at the domain or a DMARC record), so that a scan of any lab domain has
-// a known right answer for the email checks. With tlsTruth (the lab has
-// the TLS family's cases) the www host added here comes with the TLS
-// verdicts of a good web host, and the mail alias with "not applicable"
-// for every web TLS id.
-func complete(d *Domain, zone string, c Case, good *Case, tlsTruth bool) {
-	owners := map[string]map[string]bool{}
-	index := func(rs []string) {
-		for _, r := range rs {
-			o, t := ownerType(r)
-			if owners[o] == nil {
-				owners[o] = map[string]bool{}
-			}
-			owners[o][t] = true
-		}
-	}
-	index(d.Records)
-	if c.Family != "email" && good != nil && !owners[d.Name+"."]["TXT"] && owners["_dmarc."+d.Name+"."] == nil {
-		b := good.Build(d.Name)
-		d.Records = append(d.Records, b.Records...)
-		d.Drop = append(d.Drop, b.Drop...)
-		d.Expect = append(d.Expect, b.Expect...)
-		index(b.Records)
-	}
+// CNAME to the lab MX. It states no truth: each family's Complete does, for
+// its own checks, from what complete says it added.
+func complete(d *Domain, zone string) Added {
 	hostNamed := func(n string) bool {
 		return slices.ContainsFunc(d.Hosts, func(h Host) bool { return strings.EqualFold(strings.TrimSuffix(h.Name, "."), n) })
 	}
-	apex, name := zone+".", d.Name+"."
 	var add []string
-	if !owners[apex]["SOA"] {
+	if !publishes(d, zone, "SOA") {
 		add = append(add, zoneHead(zone)[0])
 	}
-	if !owners[apex]["NS"] {
+	if !publishes(d, zone, "NS") {
 		add = append(add, zoneHead(zone)[1:]...)
 	}
-	if !owners[name]["MX"] {
+	name := d.Name + "."
+	if !publishes(d, d.Name, "MX") {
 		add = append(add, name+" 300 IN MX 10 "+MX1+".", name+" 300 IN MX 20 "+MX2+".")
 	}
-	if www := "www." + d.Name; owners[www+"."] == nil && !hostNamed(www) {
+	var a Added
+	if www := "www." + d.Name; !publishes(d, www, "") && !hostNamed(www) {
 		d.Hosts = append(d.Hosts, Host{Name: www, Web: &WebSpec{}})
-		if tlsTruth {
-			d.Expect = append(d.Expect, webExpect(www, nil)...)
-		}
+		a.WWW = www
 	}
-	if mail := "mail." + d.Name; owners[mail+"."] == nil && !hostNamed(mail) {
+	if mail := "mail." + d.Name; !publishes(d, mail, "") && !hostNamed(mail) {
 		add = append(add, mail+". 300 IN CNAME "+MX1+".")
-		if tlsTruth {
-			// An alias of the MX, which serves nothing on 443: no TLS to judge.
-			d.Expect = append(d.Expect, webExpect(mail, all(WebTLSCheckIDs, check.NA))...)
-		}
+		a.MailAlias = mail
 	}
 	d.Records = append(d.Records, add...)
-}
-
-// goodEmail finds the email case whose every expectation is a pass (or n/a)
-// and that needs nothing unusual (no drops, no hosts): the baseline that
-// domains of other families borrow. nil if the family has none.
-func goodEmail(cs []Case) *Case {
-	for i, c := range cs {
-		if c.Family != "email" {
-			continue
-		}
-		d := c.Build("lab-probe.nhs.uk")
-		if d.Name != "lab-probe.nhs.uk" || len(d.Expect) == 0 || len(d.Drop) > 0 || len(d.Hosts) > 0 {
-			continue
-		}
-		ok := true
-		for _, e := range d.Expect {
-			if e.Outcome != check.Pass && e.Outcome != check.NA {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return &cs[i]
-		}
-	}
-	return nil
+	return a
 }
 
 // ownerType returns the canonical owner and the type of a presentation-format
@@ -581,11 +535,18 @@ func (l *Lab) Env() *check.Env {
 		Roots: l.Roots,
 		HTTP: &http.Client{Transport: tr, Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		Services: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial,
-			MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}},
-		CRLs: &crl.Cache{},
-		Log:  l.log,
+		CRLs: crl.Source{Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial,
+			MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}}, Cache: &crl.Cache{}},
+		Log: l.log,
 	}
+}
+
+// Policy is the default policy with the lab CA as the trust anchor, so
+// that Evaluate judges lab chains as a scan of the lab does.
+func (l *Lab) Policy() *check.Policy {
+	p := check.DefaultPolicy()
+	p.Roots = l.Roots
+	return p
 }
 
 // Domains returns the stamped lab domains (records, hosts and expectations

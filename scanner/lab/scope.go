@@ -1,5 +1,9 @@
 package lab
 
+// scopeFamily: the scope guard's fixtures. They judge no check of their
+// own, so they state no truth beyond what other families lend them.
+var scopeFamily = Family{Name: "scope", Cases: scopeCases}
+
 // scopeCases are the scope guard's fixtures: in-scope names that lead
 // outside the scope. A correct scan makes zero connections to OutsideIP,
 // MetadataIP and the excluded host (Lab.Conns counts them).
@@ -22,6 +26,13 @@ func scopeCases() []Case {
 			// A live lab host that the estate excludes from scope.
 			return Domain{Name: d, Hosts: []Host{{Name: "www." + d, Web: &WebSpec{}}}, Exclude: []string{"www." + d}}
 		}},
+		{Name: "scope-exclude-mx", Family: "scope", Build: func(d string) Domain {
+			// The domain's only MX is a live mail host under a name the
+			// estate excludes: the exclusion beats the MX allowance.
+			mx := "mail.legacy." + d
+			return Domain{Name: d, Records: []string{rr(d, "MX", "10 "+mx+".")},
+				Hosts: []Host{{Name: mx, SMTP: &SMTPSpec{}, Web: &WebSpec{}}}, Exclude: []string{"legacy." + d}}
+		}},
 	}
 }
 
@@ -32,8 +43,11 @@ type ScopeFixtures struct {
 	Metadata   string // A MetadataIP
 	Excluded   string // a live lab web host the estate excludes
 	ExcludedIP string // its address, for Conns
-	OutsideIP  string // where OutsideName resolves
-	MetadataIP string
+	// ExcludedMX is a live mail host, the only MX of its domain, under a
+	// name the estate excludes; ExcludedMXIP its address.
+	ExcludedMX, ExcludedMXIP string
+	OutsideIP                string // where OutsideName resolves
+	MetadataIP               string
 }
 
 // Scope returns the scope fixtures.
@@ -43,9 +57,11 @@ func (l *Lab) Scope() ScopeFixtures {
 		Redirect:   "www." + domainName("scope-redirect", 1),
 		Metadata:   "www." + domainName("scope-metadata", 1),
 		Excluded:   "www." + domainName("scope-exclude", 1),
+		ExcludedMX: "mail.legacy." + domainName("scope-exclude-mx", 1),
 		OutsideIP:  OutsideIP,
 		MetadataIP: MetadataIP,
 	}
 	f.ExcludedIP = l.HostIP(f.Excluded)
+	f.ExcludedMXIP = l.HostIP(f.ExcludedMX)
 	return f
 }
