@@ -364,3 +364,37 @@ func countEvidence(t *testing.T, path string) int {
 	}
 	return len(done)
 }
+
+// TestOnlyTLSJudgesMailHostsToo: `--only tls` keeps every tls.* id,
+// including those the SMTP collector emits for MX hosts after STARTTLS
+// (tls.no-ssl, tls.tls13), and no id of another family.
+func TestOnlyTLSJudgesMailHostsToo(t *testing.T) {
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := labConfig(t, l)
+	cfg.Families = []string{"tls"}
+	st := openDB(t, filepath.Join(t.TempDir(), "p.db"))
+	stats, err := scanner.Run(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := st.Findings(context.Background(), stats.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailNoSSL := map[string]check.Outcome{}
+	for _, f := range fs {
+		if !strings.HasPrefix(f.CheckID, "tls.") {
+			t.Errorf("%s on %s in a --only tls run", f.CheckID, f.Asset.Key())
+		}
+		if f.Asset.Kind == check.KindMail && f.CheckID == "tls.no-ssl" {
+			mailNoSSL[f.Asset.Name] = f.Outcome
+		}
+	}
+	if mailNoSSL[lab.MX1] != check.Pass || mailNoSSL[lab.MX2] != check.Pass {
+		t.Errorf("tls.no-ssl on the lab's MX hosts: %v, want pass on %s and %s", mailNoSSL, lab.MX1, lab.MX2)
+	}
+}

@@ -232,3 +232,59 @@ func TestSecondScanOnTheSameDatabaseIsRefused(t *testing.T) {
 		t.Fatalf("exit %d:\n%s%s\nwant exit 1 saying another scan is running", code, out, errs)
 	}
 }
+
+// TestReevalRejudgesCertificatesFromStoredEvidence: the demo's lab is
+// stopped once the demo returns, so this re-evaluation has no network. A
+// certificate warning window of 4000 days turns every lab certificate's
+// expiry verdict from pass into warn: the certificates are judged from the
+// stored evidence against its collection time.
+func TestReevalRejudgesCertificatesFromStoredEvidence(t *testing.T) {
+	dir, db := demoCopy(t)
+	count := func() map[string]int {
+		code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
+		if code != 0 {
+			t.Fatalf("export: %s", errs)
+		}
+		n := map[string]int{}
+		for _, l := range strings.Split(out, "\n") {
+			if !strings.Contains(l, `"check":"tls.cert.expiry"`) {
+				continue
+			}
+			for _, o := range []string{"pass", "warn", "fail", "unknown", "n/a"} {
+				if strings.Contains(l, `"outcome":"`+o+`"`) {
+					n[o]++
+				}
+			}
+		}
+		return n
+	}
+	before := count()
+	if before["pass"] == 0 {
+		t.Fatalf("no lab certificate passes tls.cert.expiry before reeval: %v", before)
+	}
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte("tls:\n  cert_warn_days: 4000\n"), 0o644)
+	if code, out, errs := runCLI(t, "reeval", "--db", db, "--policy", pol); code != 0 {
+		t.Fatalf("reeval: %s%s", out, errs)
+	}
+	after := count()
+	if after["pass"] != 0 || after["warn"] != before["warn"]+before["pass"] {
+		t.Fatalf("tls.cert.expiry before %v, after %v: want every pass turned into a warning", before, after)
+	}
+}
+
+// TestPolicyOutOfRangeIsAUsageErrorWithItsLine: a threshold that would
+// fail every domain is a typo, reported with file:line and exit 2.
+func TestPolicyOutOfRangeIsAUsageErrorWithItsLine(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte("email:\n  spf_max_lookups: 0\ntls:\n  cert_warn_days: -3\n"), 0o644)
+	for _, cmd := range [][]string{{"reeval", "--db", filepath.Join(dir, "none.db")}, {"scan", "--db", filepath.Join(dir, "x.db")}} {
+		code, out, errs := runCLI(t, append(cmd, "--policy", pol)...)
+		for _, want := range []string{pol + ":2: email.spf_max_lookups", pol + ":4: tls.cert_warn_days"} {
+			if code != 2 || !strings.Contains(out+errs, want) {
+				t.Errorf("%v: exit %d, output %s%s; want exit 2 and %q", cmd, code, out, errs, want)
+			}
+		}
+	}
+}
