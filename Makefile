@@ -34,14 +34,14 @@ fuzz:
 	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; done; done
 
-# The README's check table is generated from the catalogue: this rewrites it
-# in place (a test fails when it is stale).
+# The check tables of the README and docs/checks.md are generated from the
+# catalogue: this rewrites them in place (a test fails when one is stale).
 checks-md: build
 	./$(BIN) checks --markdown > .checks.md.tmp
-	awk 'BEGIN { while ((getline l < ".checks.md.tmp") > 0) t = t l "\n" } \
-	  /<!-- checks:begin/ { print; printf "%s", t; skip = 1; next } \
-	  /<!-- checks:end -->/ { skip = 0 } !skip' README.md > README.md.tmp
-	mv README.md.tmp README.md
+	for f in README.md docs/checks.md; do \
+	  awk 'BEGIN { while ((getline l < ".checks.md.tmp") > 0) t = t l "\n" } \
+	    /<!-- checks:begin/ { print; printf "%s", t; skip = 1; next } \
+	    /<!-- checks:end -->/ { skip = 0 } !skip' $$f > $$f.tmp && mv $$f.tmp $$f; done
 	rm -f .checks.md.tmp
 
 clean:
