@@ -23,6 +23,7 @@ import (
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 const mx = "mx.lab.nhs.uk"
@@ -176,8 +177,8 @@ func TestMailTLSOfBlockingServerIsUnknownNeverFail(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
-			srv := tlstest.Start(t, tc.handle)
+			tlsmust.NoLeak(t)
+			srv := tlsmust.Start(t, tc.handle)
 			start := time.Now()
 			_, got := run(t, smtptls.CheckWith(smtptls.Options{Timeout: timeout}), labEnv(t, srv.Addr, nil))
 			if el := time.Since(start); el > 3*timeout {
@@ -218,7 +219,7 @@ func TestDialerStartTLS(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := tlstest.Start(t, func(c net.Conn) {
+			srv := tlsmust.Start(t, func(c net.Conn) {
 				buf := make([]byte, 512)
 				for i, l := range tc.script {
 					if i > 0 {

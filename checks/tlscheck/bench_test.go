@@ -12,6 +12,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 func cpuTime() time.Duration {
@@ -42,7 +43,7 @@ func BenchmarkHostTLSCheck(b *testing.B) {
 		start func(b *testing.B) string
 	}{
 		{"go-tls12-13-ecdsa", func(b *testing.B) string {
-			return tlstest.StartTLS(b, &tls.Config{Certificates: []tls.Certificate{ec.Cert}}).Addr
+			return tlsmust.StartTLS(b, &tls.Config{Certificates: []tls.Certificate{ec.Cert}}).Addr
 		}},
 		{"gnutls-legacy-rsa", func(b *testing.B) string {
 			dir := b.TempDir()
@@ -50,7 +51,7 @@ func BenchmarkHostTLSCheck(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			return tlstest.StartProcess(b, "gnutls-serv", "--port", "{port}", "--x509certfile", cf, "--x509keyfile", kf,
+			return tlsmust.StartProcess(b, "gnutls-serv", "--port", "{port}", "--x509certfile", cf, "--x509keyfile", kf,
 				"--priority", "NORMAL:+ARCFOUR-128:+3DES-CBC:+VERS-TLS1.0:+VERS-TLS1.1", "-a", "-q").Addr
 		}},
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 type want map[string]check.Outcome
@@ -72,12 +73,12 @@ func TestCertificateVerdictsForLabCertificates(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
+			tlsmust.NoLeak(t)
 			cert := tc.cert.Cert
 			if tc.staple != nil {
 				cert.OCSPStaple = tc.staple()
 			}
-			srv := tlstest.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}})
+			srv := tlsmust.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 			_, got := run(t, tlscheck.Certificate(), labEnv(t, srv.Addr, ca.Pool()))
 			for id, o := range tc.want {
 				if got[id].Outcome != o {
@@ -97,10 +98,10 @@ func TestCertificateVerdictsForLabCertificates(t *testing.T) {
 }
 
 func TestCertificateOfMalformedExtensionIsUnknownMalformed(t *testing.T) {
-	tlstest.NoLeak(t)
+	tlsmust.NoLeak(t)
 	ca := newCA(t)
 	bad := issue(t, ca, tlstest.Leaf{BadExtension: true})
-	srv := tlstest.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{bad.Cert}})
+	srv := tlsmust.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{bad.Cert}})
 	start := time.Now()
 	_, got := run(t, tlscheck.CertificateWith(tlscheck.Options{Timeout: time.Second}), labEnv(t, srv.Addr, ca.Pool()))
 	if time.Since(start) > 2*time.Second {
@@ -117,7 +118,7 @@ func TestCertificateOfMalformedExtensionIsUnknownMalformed(t *testing.T) {
 func TestCertificateOfSSLv3OnlyServerIsReadFromTheRawHello(t *testing.T) {
 	ca := newCA(t)
 	is := issue(t, ca, tlstest.Leaf{RSABits: 2048})
-	srv := tlstest.Start(t, tlstest.SSLv3Handler([]uint16{0x000A}, is.Cert.Certificate, nil))
+	srv := tlsmust.Start(t, tlstest.SSLv3Handler([]uint16{0x000A}, is.Cert.Certificate, nil))
 	ev, got := run(t, tlscheck.Certificate(), labEnv(t, srv.Addr, ca.Pool()))
 	var ce tlscheck.CertEvidence
 	if err := json.Unmarshal(ev.Data, &ce); err != nil || len(ce.Endpoints) != 1 {
@@ -134,7 +135,7 @@ func TestCertificateOfSSLv3OnlyServerIsReadFromTheRawHello(t *testing.T) {
 }
 
 func TestCertificateOfClosedPortIsNotApplicable(t *testing.T) {
-	srv := tlstest.Start(t, tlstest.Stall)
+	srv := tlsmust.Start(t, tlstest.Stall)
 	addr := srv.Addr
 	srv.Close()
 	_, got := run(t, tlscheck.Certificate(), labEnv(t, addr, nil))
@@ -146,8 +147,8 @@ func TestCertificateOfClosedPortIsNotApplicable(t *testing.T) {
 }
 
 func TestCertificateOfStalledServerIsUnknownTimeout(t *testing.T) {
-	tlstest.NoLeak(t)
-	srv := tlstest.Start(t, tlstest.Stall)
+	tlsmust.NoLeak(t)
+	srv := tlsmust.Start(t, tlstest.Stall)
 	start := time.Now()
 	_, got := run(t, tlscheck.CertificateWith(tlscheck.Options{Timeout: 300 * time.Millisecond}), labEnv(t, srv.Addr, nil))
 	if el := time.Since(start); el > time.Second {
@@ -168,7 +169,7 @@ func TestEvaluateIsPureOverStoredEvidence(t *testing.T) {
 	// expiry at the collection time, not at evaluation time.
 	ca := newCA(t)
 	is := issue(t, ca, tlstest.Leaf{NotAfter: time.Now().Add(30 * 24 * time.Hour)})
-	srv := tlstest.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{is.Cert}})
+	srv := tlsmust.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{is.Cert}})
 	c := tlscheck.Certificate()
 	ev, first := run(t, c, labEnv(t, srv.Addr, ca.Pool()))
 	b, _ := json.Marshal(ev)

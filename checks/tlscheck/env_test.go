@@ -13,6 +13,7 @@ import (
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/checks/dnsq/dnstest"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 const host = "www.lab.nhs.uk"
@@ -47,10 +48,10 @@ func labEnv(t testing.TB, srvAddr string, roots *x509.CertPool) *check.Env {
 	}
 }
 
-func newCA(t testing.TB) *tlstest.CA { return tlstest.MustCA(t, "Posture Lab") }
+func newCA(t testing.TB) *tlstest.CA { return tlsmust.NewCA(t, "Posture Lab") }
 
 func issue(t testing.TB, ca *tlstest.CA, l tlstest.Leaf) *tlstest.Issued {
-	return ca.MustIssue(t, l, host)
+	return tlsmust.Issue(t, ca, l, host)
 }
 
 // run collects and evaluates one check on the host asset.

@@ -9,6 +9,7 @@ import (
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 func TestProtocolVerdictsForLabServers(t *testing.T) {
@@ -16,7 +17,7 @@ func TestProtocolVerdictsForLabServers(t *testing.T) {
 	ec := issue(t, ca, tlstest.Leaf{})
 	rsa := issue(t, ca, tlstest.Leaf{RSABits: 2048})
 	goServer := func(cfg *tls.Config) func(t *testing.T) string {
-		return func(t *testing.T) string { return tlstest.StartTLS(t, cfg).Addr }
+		return func(t *testing.T) string { return tlsmust.StartTLS(t, cfg).Addr }
 	}
 	cases := []struct {
 		name  string
@@ -41,12 +42,12 @@ func TestProtocolVerdictsForLabServers(t *testing.T) {
 			want{tlscheck.WeakCipher: check.Pass, tlscheck.CipherPref: check.Warn}},
 		{"sslv3-and-tls", func(t *testing.T) string {
 			cfg := &tls.Config{Certificates: []tls.Certificate{rsa.Cert}, MinVersion: tls.VersionTLS10}
-			return tlstest.Start(t, tlstest.SSLv3Handler([]uint16{0x000A}, rsa.Cert.Certificate, tlstest.TLSHandler(cfg))).Addr
+			return tlsmust.Start(t, tlstest.SSLv3Handler([]uint16{0x000A}, rsa.Cert.Certificate, tlstest.TLSHandler(cfg))).Addr
 		}, want{tlscheck.NoSSL: check.Fail, tlscheck.MinVersion: check.Fail, tlscheck.WeakCipher: check.Fail}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
+			tlsmust.NoLeak(t)
 			_, got := run(t, tlscheck.Protocols(), labEnv(t, tc.start(t), ca.Pool()))
 			for id, o := range tc.want {
 				if got[id].Outcome != o {
@@ -60,17 +61,17 @@ func TestProtocolVerdictsForLabServers(t *testing.T) {
 func TestProtocolVerdictsForIndependentStacks(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, dh1024 := tlstest.PeerFiles(t, ca, dir, host)
+	certFile, keyFile, dh1024 := tlsmust.PeerFiles(t, ca, dir, host)
 	gnutls := func(priority string, extra ...string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			args := append([]string{"--port", "{port}", "--x509certfile", certFile, "--x509keyfile", keyFile, "--priority", priority, "-a", "-q"}, extra...)
-			return tlstest.StartProcess(t, "gnutls-serv", args...).Addr
+			return tlsmust.StartProcess(t, "gnutls-serv", args...).Addr
 		}
 	}
 	openssl := func(args ...string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			base := []string{"s_server", "-accept", "127.0.0.1:{port}", "-cert", certFile, "-key", keyFile, "-quiet"}
-			return tlstest.StartProcess(t, "openssl", append(base, args...)...).Addr
+			return tlsmust.StartProcess(t, "openssl", append(base, args...)...).Addr
 		}
 	}
 	cases := []struct {
@@ -110,7 +111,7 @@ func TestProtocolVerdictsForIndependentStacks(t *testing.T) {
 }
 
 func TestProtocolsOfClosedPortIsNotApplicable(t *testing.T) {
-	srv := tlstest.Start(t, tlstest.Stall)
+	srv := tlsmust.Start(t, tlstest.Stall)
 	addr := srv.Addr
 	srv.Close()
 	_, got := run(t, tlscheck.Protocols(), labEnv(t, addr, nil))
@@ -125,8 +126,8 @@ func TestProtocolsOfClosedPortIsNotApplicable(t *testing.T) {
 }
 
 func TestProtocolsOfTarpitIsUnknownWithinTimeout(t *testing.T) {
-	tlstest.NoLeak(t)
-	srv := tlstest.Start(t, tlstest.Stall)
+	tlsmust.NoLeak(t)
+	srv := tlsmust.Start(t, tlstest.Stall)
 	_, got := run(t, tlscheck.ProtocolsWith(tlscheck.Options{Timeout: 300 * 1e6}), labEnv(t, srv.Addr, nil))
 	for id, f := range got {
 		if f.Outcome != check.Unknown || f.Reason != string(check.ErrTimeout) {

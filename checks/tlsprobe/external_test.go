@@ -12,6 +12,7 @@ import (
 
 	"github.com/nhsx/posture/checks/tlsprobe"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 // These tests run independent TLS stacks (GnuTLS's gnutls-serv, OpenSSL's
@@ -24,7 +25,7 @@ import (
 // serves DHE with an RFC 7919 group when it is given no parameters.)
 func gnutlsAccepts(t *testing.T, priority string) map[tlsprobe.Version][]string {
 	t.Helper()
-	lines, err := tlstest.Lines(context.Background(), tlstest.Binary(t, "gnutls-cli"), "--priority", priority, "-l")
+	lines, err := tlstest.Lines(context.Background(), tlsmust.Binary(t, "gnutls-cli"), "--priority", priority, "-l")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +78,10 @@ func gnutlsAccepts(t *testing.T, priority string) map[tlsprobe.Version][]string 
 }
 
 func TestScanGnuTLSReportsExactlyWhatItsPriorityAllows(t *testing.T) {
-	tlstest.Binary(t, "gnutls-serv")
+	tlsmust.Binary(t, "gnutls-serv")
 	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, dh1024 := tlstest.PeerFiles(t, ca, dir, "www.lab.nhs.uk")
+	certFile, keyFile, dh1024 := tlsmust.PeerFiles(t, ca, dir, "www.lab.nhs.uk")
 	cases := []struct {
 		name, priority string
 		dh             string // --dhparams file; "" for none
@@ -92,13 +93,13 @@ func TestScanGnuTLSReportsExactlyWhatItsPriorityAllows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
+			tlsmust.NoLeak(t)
 			args := []string{"--port", "{port}", "--x509certfile", certFile, "--x509keyfile", keyFile,
 				"--priority", tc.priority, "-a", "-q", "--noticket"}
 			if tc.dh != "" {
 				args = append(args, "--dhparams", tc.dh)
 			}
-			srv := tlstest.StartProcess(t, "gnutls-serv", args...)
+			srv := tlsmust.StartProcess(t, "gnutls-serv", args...)
 			rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
 			if err != nil {
 				t.Fatalf("%v\n%s", err, srv.Output())
@@ -126,7 +127,7 @@ func TestScanGnuTLSReportsExactlyWhatItsPriorityAllows(t *testing.T) {
 // RSA certificate (or no certificate: anonymous) can serve.
 func opensslAccepts(t *testing.T, cipher, suites13 string, versions []tlsprobe.Version) map[tlsprobe.Version][]string {
 	t.Helper()
-	bin := tlstest.Binary(t, "openssl")
+	bin := tlsmust.Binary(t, "openssl")
 	flag := map[tlsprobe.Version]string{tlsprobe.TLS10: "-tls1", tlsprobe.TLS11: "-tls1_1", tlsprobe.TLS12: "-tls1_2", tlsprobe.TLS13: "-tls1_3"}
 	out := map[tlsprobe.Version][]string{}
 	for _, v := range versions {
@@ -161,10 +162,10 @@ func opensslAccepts(t *testing.T, cipher, suites13 string, versions []tlsprobe.V
 }
 
 func TestScanOpenSSLReportsExactlyWhatItsCipherStringAllows(t *testing.T) {
-	tlstest.Binary(t, "openssl")
+	tlsmust.Binary(t, "openssl")
 	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, dh1024 := tlstest.PeerFiles(t, ca, dir, "www.lab.nhs.uk")
+	certFile, keyFile, dh1024 := tlsmust.PeerFiles(t, ca, dir, "www.lab.nhs.uk")
 	dh2048 := filepath.Join(dir, "ffdhe2048.pem")
 	if _, err := tlstest.Lines(context.Background(), "openssl", "genpkey", "-genparam", "-algorithm", "DH",
 		"-pkeyopt", "group:ffdhe2048", "-out", dh2048); err != nil {
@@ -191,12 +192,12 @@ func TestScanOpenSSLReportsExactlyWhatItsCipherStringAllows(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
+			tlsmust.NoLeak(t)
 			args := []string{"s_server", "-accept", "127.0.0.1:{port}", "-cert", certFile, "-key", keyFile, "-quiet", "-no_ticket", "-cipher", tc.cipher}
 			if tc.suites13 != "" {
 				args = append(args, "-ciphersuites", tc.suites13)
 			}
-			srv := tlstest.StartProcess(t, "openssl", append(args, tc.args...)...)
+			srv := tlsmust.StartProcess(t, "openssl", append(args, tc.args...)...)
 			rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
 			if err != nil {
 				t.Fatalf("%v\n%s", err, srv.Output())

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 // TestWriteFuzzSeeds records real servers' answers to our hellos as the
@@ -54,7 +55,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 	capture := func(name string, handle func(net.Conn), vi int, h Hello) {
-		captureAt(name, tlstest.Start(t, handle).Addr, vi, h)
+		captureAt(name, tlsmust.Start(t, handle).Addr, vi, h)
 	}
 	all12 := ids(SuitesAt(TLS12))
 	rsa12 := &tls.Config{Certificates: []tls.Certificate{rsaLeaf.Cert}, MaxVersion: tls.VersionTLS12}
@@ -73,7 +74,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	certFile, keyFile, _ := rsaLeaf.WritePEM(tmp, "rsa")
 	dh := filepath.Join(tmp, "dh.pem")
 	_ = tlstest.WriteDHParams(dh, tlstest.DH1024())
-	srv := tlstest.StartProcess(t, "gnutls-serv", "--port", "{port}", "--x509certfile", certFile, "--x509keyfile", keyFile,
+	srv := tlsmust.StartProcess(t, "gnutls-serv", "--port", "{port}", "--x509certfile", certFile, "--x509keyfile", keyFile,
 		"--priority", "NONE:+VERS-TLS1.2:+DHE-RSA:+AES-128-CBC:+SHA1:+COMP-NULL:+SIGN-ALL:+GROUP-ALL", "--dhparams", dh, "-a", "-q")
 	captureAt("gnutls-dhe-1024", srv.Addr, 0, Hello{Version: TLS12, Suites: all12})
 	_ = context.Background

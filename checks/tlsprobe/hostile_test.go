@@ -11,6 +11,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/tlsprobe"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 // Hostile servers: every one must give unknown with a reason, within the
@@ -51,7 +52,7 @@ func TestScanOfHostileServerIsUnknownWithReasonInTime(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
+			tlsmust.NoLeak(t)
 			handle := tlstest.Stall
 			if tc.handle != nil {
 				handle = tlstest.Respond(tc.handle(nil))
@@ -59,7 +60,7 @@ func TestScanOfHostileServerIsUnknownWithReasonInTime(t *testing.T) {
 					handle = tlstest.RespondAndClose(tc.handle(nil))
 				}
 			}
-			srv := tlstest.Start(t, handle)
+			srv := tlsmust.Start(t, handle)
 			p := &tlsprobe.Prober{Dial: tlstest.DialLoopback, Timeout: timeout}
 			start := time.Now()
 			rep, err := p.Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
@@ -91,7 +92,7 @@ func TestScanOfHostileServerIsUnknownWithReasonInTime(t *testing.T) {
 }
 
 func TestScanOfDeadAddressCostsOneAttempt(t *testing.T) {
-	srv := tlstest.Start(t, tlstest.Stall)
+	srv := tlsmust.Start(t, tlstest.Stall)
 	addr := srv.Addr
 	srv.Close() // now refused
 	p := prober()
@@ -106,8 +107,8 @@ func TestScanOfDeadAddressCostsOneAttempt(t *testing.T) {
 }
 
 func TestScanStopsWhenContextEnds(t *testing.T) {
-	tlstest.NoLeak(t)
-	srv := tlstest.Start(t, tlstest.Stall)
+	tlsmust.NoLeak(t)
+	srv := tlsmust.Start(t, tlstest.Stall)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	p := &tlsprobe.Prober{Dial: tlstest.DialLoopback, Timeout: 10 * time.Second}

@@ -8,16 +8,17 @@ import (
 
 	"github.com/nhsx/posture/checks/tlsprobe"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 // No TLS stack serves SSLv2 or SSLv3 any more: these hand-built servers
 // prove the prober detects them.
 
 func TestScanDetectsSSLv3OnlyServerAndItsSuites(t *testing.T) {
-	tlstest.NoLeak(t)
+	tlsmust.NoLeak(t)
 	is := issue(t, newCA(t), tlstest.Leaf{RSABits: 2048})
 	suites := []uint16{0x0005, 0x000A, 0x0004} // RC4-SHA, 3DES, RC4-MD5
-	srv := tlstest.Start(t, tlstest.SSLv3Handler(suites, is.Cert.Certificate, nil))
+	srv := tlsmust.Start(t, tlstest.SSLv3Handler(suites, is.Cert.Certificate, nil))
 	rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +42,11 @@ func TestScanDetectsSSLv3OnlyServerAndItsSuites(t *testing.T) {
 }
 
 func TestScanDetectsSSLv3AlongsideTLS(t *testing.T) {
-	tlstest.NoLeak(t)
+	tlsmust.NoLeak(t)
 	is := issue(t, newCA(t), tlstest.Leaf{RSABits: 2048})
 	cfg := &tls.Config{Certificates: []tls.Certificate{is.Cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_CBC_SHA}}
-	srv := tlstest.Start(t, tlstest.SSLv3Handler([]uint16{0x002F}, is.Cert.Certificate, tlstest.TLSHandler(cfg)))
+	srv := tlsmust.Start(t, tlstest.SSLv3Handler([]uint16{0x002F}, is.Cert.Certificate, tlstest.TLSHandler(cfg)))
 	rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
 	if err != nil {
 		t.Fatal(err)
@@ -59,10 +60,10 @@ func TestScanDetectsSSLv3AlongsideTLS(t *testing.T) {
 }
 
 func TestScanDetectsSSLv2(t *testing.T) {
-	tlstest.NoLeak(t)
+	tlsmust.NoLeak(t)
 	is := issue(t, newCA(t), tlstest.Leaf{RSABits: 2048})
 	cfg := &tls.Config{Certificates: []tls.Certificate{is.Cert}}
-	srv := tlstest.Start(t, tlstest.SSLv2Handler(is.Cert.Certificate[0], tlstest.TLSHandler(cfg)))
+	srv := tlsmust.Start(t, tlstest.SSLv2Handler(is.Cert.Certificate[0], tlstest.TLSHandler(cfg)))
 	rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestScanDetectsSSLv2(t *testing.T) {
 
 func TestScanSeesSSLv2RefusedByModernServer(t *testing.T) {
 	is := issue(t, newCA(t), tlstest.Leaf{})
-	srv := tlstest.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{is.Cert}})
+	srv := tlsmust.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{is.Cert}})
 	rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")
 	if err != nil {
 		t.Fatal(err)

@@ -12,12 +12,13 @@ import (
 
 	"github.com/nhsx/posture/checks/tlsprobe"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
-func newCA(t testing.TB) *tlstest.CA { return tlstest.MustCA(t, "Posture Test") }
+func newCA(t testing.TB) *tlstest.CA { return tlsmust.NewCA(t, "Posture Test") }
 
 func issue(t testing.TB, ca *tlstest.CA, l tlstest.Leaf) *tlstest.Issued {
-	return ca.MustIssue(t, l, "www.lab.nhs.uk")
+	return tlsmust.Issue(t, ca, l, "www.lab.nhs.uk")
 }
 
 func prober() *tlsprobe.Prober {
@@ -84,8 +85,8 @@ func TestScanGoServerReportsExactlyItsVersionsAndSuites(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tlstest.NoLeak(t)
-			srv := tlstest.StartTLS(t, &tls.Config{
+			tlsmust.NoLeak(t)
+			srv := tlsmust.StartTLS(t, &tls.Config{
 				Certificates: []tls.Certificate{tc.cert.Cert}, MinVersion: tc.min, MaxVersion: tc.max, CipherSuites: tc.suites,
 			})
 			rep, err := prober().Scan(context.Background(), srv.Addr, "www.lab.nhs.uk")

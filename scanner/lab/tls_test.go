@@ -15,6 +15,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
+	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
 )
 
 // TestTLSTruthHoldsInTheLab runs the real TLS collectors (tls.protocols and
@@ -27,7 +28,7 @@ import (
 func TestTLSTruthHoldsInTheLab(t *testing.T) {
 	l := startLab(t, Config{External: true, Domains: 2 * (len(Cases()) + len(externalCases(&external{})))})
 	if !l.External() {
-		t.Log("SKIPPED LOUDLY: gnutls-serv is not installed (apt-get install gnutls-bin): the external TLS hosts are not tested")
+		tlsmust.Without(t, "gnutls-serv", "the external TLS hosts are not tested")
 	}
 	env := l.Env()
 

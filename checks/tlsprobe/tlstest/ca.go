@@ -1,8 +1,14 @@
 // Package tlstest provides TLS peers for tests and the lab: a test CA that
 // issues good and bad certificates (expired, wrong name, self-signed, weak
 // key, SHA-1, malformed extension, with or without an intermediate), Go
-// TLS servers on loopback, independent TLS stacks (gnutls-serv, openssl
-// s_server) run as child processes, and hostile servers.
+// TLS servers on loopback, hand-built SSLv2/SSLv3 servers and hostile
+// servers.
+//
+// Like net/http/httptest it does not import "testing": the lab (scanner/lab)
+// uses it and ships in the posture binary for `posture demo`. The helpers
+// that take a testing.TB (fail the test on error, clean up when it ends,
+// run gnutls-serv and openssl s_server as child processes) are in the
+// subpackage tlsmust, which only _test.go files import.
 package tlstest
 
 import (

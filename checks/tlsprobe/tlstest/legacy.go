@@ -1,7 +1,6 @@
 package tlstest
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -74,7 +73,7 @@ func SSLv3Handler(suites []uint16, certs [][]byte, next func(net.Conn)) func(net
 			return
 		}
 		if h.Version > 0x0300 && next != nil {
-			next(&prefixConn{Conn: c, r: io.MultiReader(bytes.NewReader(rec), c)})
+			next(Replay(c, rec))
 			return
 		}
 		var chosen uint16
@@ -118,7 +117,7 @@ func SSLv2Handler(cert []byte, next func(net.Conn)) func(net.Conn) {
 		}
 		if !h.SSLv2 {
 			if next != nil {
-				next(&prefixConn{Conn: c, r: io.MultiReader(bytes.NewReader(rec), c)})
+				next(Replay(c, rec))
 			}
 			return
 		}

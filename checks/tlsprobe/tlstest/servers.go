@@ -2,16 +2,15 @@ package tlstest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os/exec"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -82,18 +81,6 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// Start is Serve for tests: it fails the test on error and closes the
-// server at cleanup.
-func Start(t testing.TB, handle func(net.Conn)) *Server {
-	t.Helper()
-	s, err := Serve(handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // TLSHandler answers each connection with a crypto/tls server handshake
 // (and then closes it).
 func TLSHandler(cfg *tls.Config) func(net.Conn) {
@@ -106,10 +93,27 @@ func TLSHandler(cfg *tls.Config) func(net.Conn) {
 	}
 }
 
-// StartTLS starts a crypto/tls server.
-func StartTLS(t testing.TB, cfg *tls.Config) *Server {
-	t.Helper()
-	return Start(t, TLSHandler(cfg))
+// ByHello reads the first hello (a TLS record, or an SSLv2 message) of each
+// connection and hands the connection, with that hello replayed, to the
+// handler route picks for it: a server, or a middlebox in front of one,
+// that treats hellos differently by their shape. A nil handler hangs up.
+func ByHello(route func(hello []byte) func(net.Conn)) func(net.Conn) {
+	return func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		rec, err := ReadHello(c)
+		if err != nil {
+			return
+		}
+		if next := route(rec); next != nil {
+			next(Replay(c, rec))
+		}
+	}
+}
+
+// Replay returns c with read already put back in front of what is left to
+// read.
+func Replay(c net.Conn, read []byte) net.Conn {
+	return &prefixConn{Conn: c, r: io.MultiReader(bytes.NewReader(read), c)}
 }
 
 // Stall accepts and never answers, until the client or Close hangs up.
@@ -178,116 +182,6 @@ func ServerHello(version, suite uint16) []byte {
 	b = append(b, 0)                   // session id
 	b = append(b, byte(suite>>8), byte(suite), 0)
 	return b
-}
-
-// Binary reports whether an external TLS stack is installed; tests skip
-// loudly when it is not (CI installs gnutls-bin and openssl).
-func Binary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("SKIPPED LOUDLY: %s is not installed (apt-get install -y gnutls-bin openssl); this test compares the prober with an independent TLS stack", name)
-	}
-	return p
-}
-
-// FreePort returns a loopback address with a port free at the time.
-func FreePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// Process runs an external server until the test ends.
-type Process struct {
-	Addr string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-}
-
-// Output is what the process printed so far.
-func (p *Process) Output() string { return p.out.String() }
-
-// StartProcess runs name with args (where "{port}" is replaced by a free
-// port) and waits until the port accepts connections.
-func StartProcess(t testing.TB, name string, args ...string) *Process {
-	t.Helper()
-	bin := Binary(t, name)
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr := FreePort(t)
-		_, port, _ := net.SplitHostPort(addr)
-		a := make([]string, len(args))
-		for i, x := range args {
-			a[i] = strings.ReplaceAll(x, "{port}", port)
-		}
-		out := &syncBuffer{}
-		cmd := exec.Command(bin, a...)
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.Stdin = strings.NewReader("") // s_server reads commands from stdin
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		p := &Process{Addr: addr, cmd: cmd, out: out}
-		if err := waitPort(addr, done, 10*time.Second); err != nil {
-			_ = cmd.Process.Kill()
-			<-done
-			lastErr = fmt.Errorf("%s %v: %v\n%s", name, a, err, out.String())
-			continue
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-done
-		})
-		return p
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-func waitPort(addr string, done <-chan struct{}, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return errors.New("exited before listening")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("not listening after " + limit.String())
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() < 1<<20 {
-		s.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Lines runs a command and returns its output lines (for listing what a
