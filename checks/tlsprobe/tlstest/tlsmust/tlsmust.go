@@ -115,8 +115,8 @@ func FreePort(t testing.TB) string {
 }
 
 // InCI reports whether the tests run in CI: the environment variable CI
-// is set and not empty (as GitHub Actions, GitLab CI and most others set
-// it; .ci/run sets it too).
+// is set and not empty (GitHub Actions, GitLab CI and most others set it;
+// .ci/run, which installs the stacks, then refuses to go on without them).
 func InCI() bool { return os.Getenv("CI") != "" }
 
 // missing is the loud message for an external program that is not
