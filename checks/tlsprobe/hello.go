@@ -3,8 +3,10 @@ package tlsprobe
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -36,6 +38,7 @@ const (
 	extSupportedGroups   = 10
 	extECPointFormats    = 11
 	extSignatureAlgs     = 13
+	extPadding           = 21 // RFC 7685
 	extExtendedMaster    = 23
 	extSupportedVersions = 43
 	extPSKModes          = 45
@@ -85,7 +88,8 @@ type Hello struct {
 }
 
 // Marshal writes the hello as one handshake record. SSLv3 hellos carry no
-// extensions; TLS 1.3 hellos carry a fresh X25519 key share.
+// extensions (unless padded); TLS 1.3 hellos carry a fresh X25519 key
+// share. Every hello is padded out of the F5 band (see padF5).
 func (h Hello) Marshal() ([]byte, error) {
 	if !h.Version.known() {
 		return nil, fmt.Errorf("tlsprobe: cannot write a %v hello", h.Version)
@@ -120,16 +124,21 @@ func (h Hello) Marshal() ([]byte, error) {
 		}
 	})
 	body.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint8(0) }) // null compression
-	if h.Version != SSL30 {
-		ext, err := h.extensions()
-		if err != nil {
-			return nil, err
-		}
-		body.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(ext) })
-	}
-	msg, err := body.Bytes()
+	head, err := body.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("tlsprobe: build hello: %w", err)
+	}
+	var ext []byte
+	if h.Version != SSL30 {
+		if ext, err = h.extensions(); err != nil {
+			return nil, err
+		}
+	}
+	ext, block := padF5(len(head), ext, h.Version != SSL30)
+	msg := head
+	if block {
+		msg = binary.BigEndian.AppendUint16(slices.Clip(head), uint16(len(ext)))
+		msg = append(msg, ext...)
 	}
 
 	recVer := uint16(TLS10) // what browsers put on the first record
@@ -144,6 +153,45 @@ func (h Hello) Marshal() ([]byte, error) {
 		b.AddUint24LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(msg) })
 	})
 	return rec.Bytes()
+}
+
+// The F5 band: some F5 BIG-IP load balancers hang on a ClientHello whose
+// handshake message (4-byte header and body) is 256 to 511 bytes long,
+// taking it for an SSLv2 hello; clients pad such hellos to 512 bytes with
+// the padding extension (RFC 7685; BoringSSL, OpenSSL, NSS do).
+const (
+	f5BandMin = 256
+	f5BandMax = 511
+	f5Target  = 512
+)
+
+// padF5 returns the extensions of a hello whose body before the extensions
+// block is headLen bytes long, with a padding extension appended when the
+// handshake message would otherwise fall in the F5 band. hasBlock says
+// whether the hello has an extensions block (an SSLv3 hello has none, and
+// gets one only to carry the padding: SSL 3.0 servers must ignore data
+// after the compression methods, RFC 6101 5.6.1.2); block reports whether
+// the hello now has one.
+//
+// As BoringSSL's ext_padding: the padding's data makes the message 512
+// bytes, and is never empty (WebSphere Application Server 7.0 is intolerant
+// of an empty last extension), so a 508–511-byte message gets one byte and
+// ends up a little over 512.
+func padF5(headLen int, ext []byte, hasBlock bool) (_ []byte, block bool) {
+	msgLen := 4 + headLen
+	overhead := 4 // the padding extension's type and length
+	if hasBlock {
+		msgLen += 2 + len(ext)
+	} else {
+		overhead += 2 // the extensions block's length
+	}
+	if msgLen < f5BandMin || msgLen > f5BandMax {
+		return ext, hasBlock
+	}
+	n := max(1, f5Target-msgLen-overhead)
+	ext = binary.BigEndian.AppendUint16(slices.Clip(ext), extPadding)
+	ext = binary.BigEndian.AppendUint16(ext, uint16(n))
+	return append(ext, make([]byte, n)...), true
 }
 
 func (h Hello) extensions() ([]byte, error) {
@@ -161,6 +209,11 @@ func (h Hello) extensions() ([]byte, error) {
 				})
 			})
 		}
+	}
+	if h.Version != TLS13 {
+		// Empty, so never last (WebSphere 7.0 is intolerant of an empty
+		// last extension).
+		add(extExtendedMaster, func(*cryptobyte.Builder) {})
 	}
 	groups := legacyGroups
 	if h.Version == TLS13 {
@@ -184,9 +237,6 @@ func (h Hello) extensions() ([]byte, error) {
 				}
 			})
 		})
-	}
-	if h.Version != TLS13 {
-		add(extExtendedMaster, func(*cryptobyte.Builder) {})
 	}
 	if h.Version == TLS13 {
 		key, err := ecdh.X25519().GenerateKey(rand.Reader)
