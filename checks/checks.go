@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnscheck"
 	"github.com/nhsx/posture/checks/email"
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
@@ -20,6 +21,7 @@ func All() []check.Check {
 		email.SPF(), email.DMARC(),
 		tlscheck.Protocols(), tlscheck.Certificate(),
 		smtptls.Check(),
+		dnscheck.CAACheck(),
 	}
 }
 

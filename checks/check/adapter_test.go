@@ -15,7 +15,7 @@ type evV2 struct {
 func versioned(upgrade func(int, json.RawMessage) (evV2, error)) Check {
 	return New(Spec[evV2]{
 		ID: "fam.c", Family: "fam", Targets: []Kind{KindHost}, Version: 2, Upgrade: upgrade,
-		Rules: []Meta{{ID: "fam.rule", Title: "t", Severity: High, Rule: "rule-ok"}},
+		Rules:   []Meta{{ID: "fam.rule", Title: "t", Severity: High, Rule: "rule-ok"}},
 		Collect: func(context.Context, *Env, Asset) (evV2, error) { return evV2{Days: 3}, nil },
 		Evaluate: func(in In[evV2]) []Finding {
 			return []Finding{{CheckID: "fam.rule", Rule: "rule-ok", Outcome: Pass, Message: fmt.Sprint(in.Evidence.Days)}}

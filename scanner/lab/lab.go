@@ -388,12 +388,13 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 		if _, dup := l.byDomain[d.Name]; dup {
 			return nil, nil, fmt.Errorf("lab: case %s: domain %s built twice", c.Name, d.Name)
 		}
+		var added Added
 		if !d.Absent {
-			added := complete(&d, zone)
-			for _, f := range fams {
-				if f.Complete != nil {
-					f.Complete(&d, c, added, l.cases)
-				}
+			added = complete(&d, zone)
+		}
+		for _, f := range fams {
+			if f.Complete != nil {
+				f.Complete(&d, c, added, l.cases)
 			}
 		}
 		for j := range d.Hosts {
@@ -481,7 +482,9 @@ func ownerType(rr string) (owner, typ string) {
 func under(name, zone string) bool { return name == zone || strings.HasSuffix(name, "."+zone) }
 
 func (l *Lab) startDNS(records, drops []string) error {
-	srv, err := dnstest.Start([]string{"nhs.uk.", OutsideZone + "."})
+	// The lab is authoritative from uk. down, so that a climb towards the
+	// root (CAA, DMARC's tree walk) gets answers, not refusals.
+	srv, err := dnstest.Start([]string{"uk.", OutsideZone + "."})
 	if err != nil {
 		return fmt.Errorf("lab: dns: %w", err)
 	}
