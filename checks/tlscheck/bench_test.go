@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest"
 	"github.com/nhsx/posture/checks/tlsprobe/tlstest/tlsmust"
@@ -59,7 +60,7 @@ func BenchmarkHostTLSCheck(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			addr := s.start(b)
 			env := labEnv(b, addr, ca.Pool())
-			env.DNS.NoCache = true
+			env.DNS.(*dnsq.Resolver).NoCache = true
 			protocols, certs := tlscheck.Protocols(), tlscheck.Certificate()
 			a := check.Asset{Kind: check.KindHost, Name: host}
 			ctx := context.Background()
@@ -72,18 +73,19 @@ func BenchmarkHostTLSCheck(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				protocols.Evaluate(ev, nil)
+				protocols.Evaluate(ev, policyFor(env))
 				if i == 0 {
 					var pe tlscheck.ProtocolEvidence
 					_ = json.Unmarshal(ev.Data, &pe)
-					conns = pe.Report.Connections
-					budget = pe.Report.AcceptedSuites() + pe.Report.AcceptedVersions() + 3
+					rep := pe.Scans[0].Report
+					conns = rep.Connections
+					budget = rep.AcceptedSuites() + rep.AcceptedVersions() + 3
 				}
 				cev, err := certs.Collect(ctx, env, a)
 				if err != nil {
 					b.Fatal(err)
 				}
-				certs.Evaluate(cev, nil)
+				certs.Evaluate(cev, policyFor(env))
 			}
 			fullCPU, fullWall := cpuTime()-cpu0, time.Since(wall0)
 			b.StopTimer()

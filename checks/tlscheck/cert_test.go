@@ -171,17 +171,19 @@ func TestEvaluateIsPureOverStoredEvidence(t *testing.T) {
 	is := issue(t, ca, tlstest.Leaf{NotAfter: time.Now().Add(30 * 24 * time.Hour)})
 	srv := tlsmust.StartTLS(t, &tls.Config{Certificates: []tls.Certificate{is.Cert}})
 	c := tlscheck.Certificate()
-	ev, first := run(t, c, labEnv(t, srv.Addr, ca.Pool()))
+	env := labEnv(t, srv.Addr, ca.Pool())
+	ev, first := run(t, c, env)
 	b, _ := json.Marshal(ev)
 	var stored check.Evidence
 	_ = json.Unmarshal(b, &stored)
-	for _, f := range c.Evaluate(stored, check.DefaultPolicy()) {
+	for _, f := range c.Evaluate(stored, policyFor(env)) {
 		if f.Outcome != first[f.CheckID].Outcome || f.Message != first[f.CheckID].Message {
 			t.Errorf("%s: re-evaluation gave %s %q, first %s %q", f.CheckID, f.Outcome, f.Message, first[f.CheckID].Outcome, first[f.CheckID].Message)
 		}
 	}
-	p := check.DefaultPolicy()
-	p.TLS.CertWarnDays = 40 // a stricter policy warns on the same evidence
+	tp := tlscheck.Settings.Defaults()
+	tp.CertWarnDays = 40 // a stricter policy warns on the same evidence
+	p := tlscheck.Settings.Set(policyFor(env), tp)
 	for _, f := range c.Evaluate(stored, p) {
 		if f.CheckID == tlscheck.CertExpiry && f.Outcome != check.Warn {
 			t.Errorf("expiry under a 40-day policy: %s", f.Outcome)

@@ -2,6 +2,7 @@ package tlscheck
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"math"
 	"sort"
@@ -28,10 +29,14 @@ func Certificate() check.Check { return CertificateWith(Options{}) }
 func CertificateWith(o Options) check.Check {
 	return check.New(check.Spec[CertEvidence]{
 		ID:       "tls.cert",
+		Family:   "tls",
+		Targets:  []check.Kind{check.KindHost},
 		Rules:    CertRules,
-		Applies:  func(a check.Asset) bool { return a.Kind == check.KindHost },
 		Collect:  o.collectCert,
 		Evaluate: evaluateCert,
+		// 2: the served DER, the staple and CRL facts instead of verdicts.
+		Version: 2,
+		Policy:  Settings,
 	})
 }
 
@@ -41,10 +46,9 @@ func (o Options) collectCert(ctx context.Context, env *check.Env, a check.Asset)
 	if err != nil {
 		return ev, err
 	}
-	now := env.Clock()
 	for _, addr := range addrs {
-		ep := CertOf(ctx, env.DialContext, addr, a.Name, env.Roots, now, o.timeout())
-		CheckCRL(ctx, env, &ep)
+		ep := CertOf(ctx, env.DialContext, addr, a.Name, o.timeout())
+		CollectCRLs(ctx, env, &ep)
 		ev.Endpoints = append(ev.Endpoints, ep)
 	}
 	return ev, endpointsErr(&ev.Closed, ev.Endpoints)
@@ -58,7 +62,7 @@ func endpointsErr(closed *bool, eps []Endpoint) error {
 		if !ep.failed() {
 			return nil
 		}
-		if containsRefused(ep.Error) {
+		if ep.Refused {
 			refused++
 		}
 	}
@@ -80,84 +84,101 @@ func evaluateCert(in check.In[CertEvidence]) []check.Finding {
 		}
 		return out
 	}
-	vs := EvalCert(ev.Endpoints, in.CollectedAt, in.Policy)
+	vs := EvalCert(ev.Host, ev.Endpoints, in.CollectedAt, in.Policy)
 	for _, id := range ids {
 		out = append(out, vs[id].Finding(id))
 	}
 	return out
 }
 
-// EvalCert judges the certificate rules over every endpoint: each rule's
-// verdict is the worst over the endpoints that were read. An endpoint that
-// could not be read makes the rule unknown, unless it was merely
-// unreachable (no route, refused) while another address answered.
-func EvalCert(eps []Endpoint, now time.Time, p *check.Policy) map[string]Verdict {
+// EvalCert judges the certificate rules over every endpoint of host, at
+// the collection time at, against p's trust anchors and thresholds: each
+// rule's verdict is the worst over the endpoints that were read. An
+// endpoint that could not be read makes the rule unknown, unless it was
+// merely unreachable (no route, refused) while another address answered.
+func EvalCert(host string, eps []Endpoint, at time.Time, p *check.Policy) map[string]Verdict {
 	if p == nil {
 		p = check.DefaultPolicy()
 	}
-	rules := map[string]func(Endpoint) Verdict{
+	pol := Settings.Get(p)
+	rules := map[string]func(*analysis) Verdict{
 		CertChain:  chainVerdict,
 		CertName:   nameVerdict,
-		CertExpiry: func(ep Endpoint) Verdict { return expiryVerdict(ep, now, p.TLS) },
-		CertKey:    func(ep Endpoint) Verdict { return keyVerdict(ep, p.TLS) },
+		CertExpiry: func(a *analysis) Verdict { return expiryVerdict(a, pol) },
+		CertKey:    func(a *analysis) Verdict { return keyVerdict(a, pol) },
 		CertSigAlg: sigVerdict,
-		CertRevoke: func(ep Endpoint) Verdict { return revocationVerdict(ep, now) },
+		CertRevoke: revocationVerdict,
 	}
+	type judged struct {
+		ep  Endpoint
+		a   *analysis
+		err error
+	}
+	var js []judged
 	read := 0
 	for _, ep := range eps {
+		j := judged{ep: ep}
 		if !ep.failed() {
 			read++
+			j.a, j.err = analyse(ep, host, p.Roots, at)
 		}
+		js = append(js, j)
 	}
 	out := map[string]Verdict{}
 	for id, rule := range rules {
-		var per []addrVerdict
-		for _, ep := range eps {
+		var per []AddrVerdict
+		for _, j := range js {
+			ep := j.ep
 			switch {
+			case !ep.failed() && j.err == nil:
+				per = append(per, AddrVerdict{ep.Addr, rule(j.a)})
 			case !ep.failed():
-				per = append(per, addrVerdict{ep.Addr, rule(ep)})
+				per = append(per, AddrVerdict{ep.Addr, Verdict{Outcome: check.Unknown, Reason: string(check.ErrMalformed),
+					Message: "the recorded certificates cannot be judged: " + j.err.Error()}})
 			case read > 0 && ep.ErrorClass == check.ErrUnreachable:
 				// Another address answered; a dead one is not a certificate fault.
 			default:
-				per = append(per, addrVerdict{ep.Addr, Verdict{Outcome: check.Unknown, Reason: string(ep.ErrorClass),
+				per = append(per, AddrVerdict{ep.Addr, Verdict{Outcome: check.Unknown, Reason: string(ep.ErrorClass),
 					Message: "could not read the certificate: " + ep.Error}})
 			}
 		}
-		out[id] = combine(per, len(eps))
+		out[id] = Combine(per, len(eps))
 	}
 	return out
 }
 
-type addrVerdict struct {
-	addr string
-	v    Verdict
+// AddrVerdict is one address's verdict on a rule.
+type AddrVerdict struct {
+	Addr    string
+	Verdict Verdict
 }
 
-// combine takes the worst verdict; when addresses disagree, the message
-// says which addresses it is about.
-func combine(per []addrVerdict, total int) Verdict {
+// Combine takes the worst verdict over addresses (total were tried); when
+// they disagree, or some were not judged, the message says which
+// addresses it is about.
+func Combine(per []AddrVerdict, total int) Verdict {
 	if len(per) == 0 {
 		return Verdict{Outcome: check.Unknown, Reason: string(check.ErrOther), Message: "no address could be checked"}
 	}
 	var outcomes []check.Outcome
 	for _, p := range per {
-		outcomes = append(outcomes, p.v.Outcome)
+		outcomes = append(outcomes, p.Verdict.Outcome)
 	}
 	worst := check.Worst(outcomes...)
 	var w Verdict
 	msgs := map[string][]string{}
 	var order []string
 	for _, p := range per {
-		if p.v.Outcome != worst {
+		if p.Verdict.Outcome != worst {
 			continue
 		}
-		if w.Outcome == "" || p.v.Severity.Rank() > w.Severity.Rank() {
-			w = p.v
+		if w.Outcome == "" || p.Verdict.Severity.Rank() > w.Severity.Rank() {
+			w = p.Verdict
 		}
-		if _, ok := msgs[p.v.Message]; !ok {
-			order = append(order, p.v.Message)
+		if _, ok := msgs[p.Verdict.Message]; !ok {
+			order = append(order, p.Verdict.Message)
 		}
-		msgs[p.v.Message] = append(msgs[p.v.Message], p.addr)
+		msgs[p.Verdict.Message] = append(msgs[p.Verdict.Message], p.Addr)
 	}
 	if len(order) == 1 && len(msgs[order[0]]) == total {
 		return w
@@ -170,77 +191,71 @@ func combine(per []addrVerdict, total int) Verdict {
 	return w
 }
 
-func chainVerdict(ep Endpoint) Verdict {
-	ch := ep.Chain
-	if ch == nil {
-		return Verdict{Outcome: check.Unknown, Reason: string(check.ErrOther), Message: "no chain to judge"}
-	}
-	if ch.Trusted {
-		root := ""
-		if len(ch.Built) > 0 {
-			root = ch.Built[len(ch.Built)-1]
-		}
-		if !ch.InOrder {
+func chainVerdict(a *analysis) Verdict {
+	if a.chain != nil {
+		root := a.chain[len(a.chain)-1].Subject.String()
+		if !a.inOrder {
 			return warn("the chain verifies to %q, but the server sends its certificates out of order", root)
 		}
 		return pass("the served chain is complete, in order, and verifies to the trusted root %q", root)
 	}
-	leaf := ep.Served[0]
-	switch ch.Problem {
-	case "self-signed":
-		return fail("the certificate is self-signed (%q): clients cannot trust it", leaf.Subject)
-	case "untrusted-root":
-		return fail("the chain ends at %q, which is not a trusted root", ep.Served[len(ep.Served)-1].Subject)
-	case "missing-intermediate":
-		return fail("the chain is incomplete: %s", ch.Detail)
-	case "insecure-signature":
-		return fail("the chain is signed with an insecure algorithm, which clients reject: %s", ch.Detail)
+	switch a.problem {
+	case problemSelfSigned:
+		return fail("the certificate is self-signed (%q): clients cannot trust it", a.certs[0].Subject.String())
+	case problemUntrusted:
+		return fail("the chain ends at %q, which is not a trusted root", a.certs[len(a.certs)-1].Subject.String())
+	case problemMissing:
+		return fail("the chain is incomplete: %s", a.detail)
+	case problemInsecure:
+		return fail("the chain is signed with an insecure algorithm, which clients reject: %s", a.detail)
+	case problemNotForServer:
+		return fail("the certificate is not valid for server authentication: %s", a.detail)
 	}
-	return fail("the chain does not verify: %s", ch.Detail)
+	return fail("the chain does not verify: %s", a.detail)
 }
 
-func nameVerdict(ep Endpoint) Verdict {
-	if ep.NameMatch {
+func nameVerdict(a *analysis) Verdict {
+	leaf := a.certs[0]
+	if leaf.VerifyHostname(a.host) == nil {
 		return pass("the certificate covers the host name")
 	}
-	leaf := ep.Served[0]
 	names := leaf.DNSNames
+	if len(names) > 20 {
+		names = names[:20]
+	}
 	if len(names) == 0 {
 		names = []string{"no DNS names"}
 	}
 	return fail("the certificate does not cover the host name: it names %s", clipList(names, 5))
 }
 
-// judged are the certificates whose dates, keys and signatures count: the
-// leaf and every served certificate that is not a self-signed root (a root
-// the server sends is ignored by clients, which use their own copy).
-func judged(ep Endpoint) []CertInfo {
-	out := []CertInfo{ep.Served[0]}
-	for _, c := range ep.Served[1:] {
-		if !(c.SelfSigned && c.CA) {
-			out = append(out, c)
+// expiryVerdict judges the path's dates; an out-of-date certificate off
+// the path (an expired cross-signed root still served) is a note only.
+func expiryVerdict(a *analysis, p TLSPolicy) Verdict {
+	v := pathExpiry(a, p)
+	for _, c := range a.offPath() {
+		switch {
+		case a.at.Before(c.NotBefore):
+			v.Message += fmt.Sprintf("; note: the server also sends %q, not valid until %s, which clients do not use (it is not on the path to the trusted root)",
+				c.Subject.String(), c.NotBefore.UTC().Format(time.DateOnly))
+		case !a.at.Before(c.NotAfter):
+			v.Message += fmt.Sprintf("; note: the server also sends %q, expired on %s, which clients do not use (it is not on the path to the trusted root)",
+				c.Subject.String(), c.NotAfter.UTC().Format(time.DateOnly))
 		}
 	}
-	return out
+	return v
 }
 
-func what(i int, c CertInfo) string {
-	if i == 0 {
-		return "the certificate"
-	}
-	return fmt.Sprintf("the intermediate %q", c.Subject)
-}
-
-func expiryVerdict(ep Endpoint, now time.Time, p check.TLSPolicy) Verdict {
-	certs := judged(ep)
+func pathExpiry(a *analysis, p TLSPolicy) Verdict {
+	certs, now := a.path(), a.at
 	for i, c := range certs {
 		if now.Before(c.NotBefore) {
-			return fail("%s is not valid until %s", what(i, c), c.NotBefore.Format(time.DateOnly))
+			return fail("%s is not valid until %s", what(i, c), c.NotBefore.UTC().Format(time.DateOnly))
 		}
 	}
 	for i, c := range certs {
 		if !now.Before(c.NotAfter) {
-			return fail("%s expired on %s", what(i, c), c.NotAfter.Format(time.DateOnly))
+			return fail("%s expired on %s", what(i, c), c.NotAfter.UTC().Format(time.DateOnly))
 		}
 	}
 	soonest, idx := certs[0], 0
@@ -252,27 +267,26 @@ func expiryVerdict(ep Endpoint, now time.Time, p check.TLSPolicy) Verdict {
 	days := int(math.Floor(soonest.NotAfter.Sub(now).Hours() / 24))
 	switch {
 	case days <= p.CertHighDays:
-		v := warn("%s expires on %s, in %d days", what(idx, soonest), soonest.NotAfter.Format(time.DateOnly), days)
+		v := warn("%s expires on %s, in %d days", what(idx, soonest), soonest.NotAfter.UTC().Format(time.DateOnly), days)
 		v.Severity = check.High
 		return v
 	case days <= p.CertWarnDays:
-		v := warn("%s expires on %s, in %d days", what(idx, soonest), soonest.NotAfter.Format(time.DateOnly), days)
+		v := warn("%s expires on %s, in %d days", what(idx, soonest), soonest.NotAfter.UTC().Format(time.DateOnly), days)
 		v.Severity = check.Medium
 		return v
 	}
-	return pass("valid until %s (%d days)", soonest.NotAfter.Format(time.DateOnly), days)
+	return pass("valid until %s (%d days)", soonest.NotAfter.UTC().Format(time.DateOnly), days)
 }
 
-func keyVerdict(ep Endpoint, p check.TLSPolicy) Verdict {
+func keyVerdict(a *analysis, p TLSPolicy) Verdict {
 	var weak, seen []string
-	for i, c := range judged(ep) {
-		desc := fmt.Sprintf("%s %d", c.KeyType, c.KeyBits)
-		seen = append(seen, desc)
+	for i, c := range a.path() {
+		typ, bits := keyOf(c)
+		seen = append(seen, fmt.Sprintf("%s %d", typ, bits))
 		switch {
-		case c.KeyType == "RSA" && c.KeyBits < p.MinRSABits, c.KeyType == "ECDSA" && c.KeyBits < p.MinECBits,
-			c.KeyType == "DSA" && c.KeyBits < p.MinRSABits:
-			weak = append(weak, fmt.Sprintf("%s has a %d-bit %s key", what(i, c), c.KeyBits, c.KeyType))
-		case c.KeyType == "unknown":
+		case typ == "RSA" && bits < p.MinRSABits, typ == "ECDSA" && bits < p.MinECBits, typ == "DSA" && bits < p.MinRSABits:
+			weak = append(weak, fmt.Sprintf("%s has a %d-bit %s key", what(i, c), bits, typ))
+		case typ == "unknown":
 			return Verdict{Outcome: check.Unknown, Reason: string(check.ErrOther), Message: what(i, c) + " has a key of an unrecognised type"}
 		}
 	}
@@ -282,20 +296,23 @@ func keyVerdict(ep Endpoint, p check.TLSPolicy) Verdict {
 	return pass("keys: %s", strings.Join(seen, ", "))
 }
 
-func sigVerdict(ep Endpoint) Verdict {
+// weakSig are the signature algorithms verifiers reject (SHA-1, MD5, MD2).
+var weakSig = map[x509.SignatureAlgorithm]bool{
+	x509.MD2WithRSA: true, x509.MD5WithRSA: true, x509.SHA1WithRSA: true,
+	x509.DSAWithSHA1: true, x509.ECDSAWithSHA1: true,
+}
+
+func sigVerdict(a *analysis) Verdict {
 	var weak []string
-	for i, c := range judged(ep) {
-		u := strings.ToUpper(c.SigAlg)
-		if strings.Contains(u, "SHA1") || strings.Contains(u, "MD5") || strings.Contains(u, "MD2") {
-			weak = append(weak, fmt.Sprintf("%s is signed with %s", what(i, c), c.SigAlg))
+	algs := map[string]bool{}
+	for i, c := range a.path() {
+		algs[c.SignatureAlgorithm.String()] = true
+		if weakSig[c.SignatureAlgorithm] {
+			weak = append(weak, fmt.Sprintf("%s is signed with %v", what(i, c), c.SignatureAlgorithm))
 		}
 	}
 	if len(weak) > 0 {
 		return fail("%s", strings.Join(weak, "; "))
-	}
-	algs := map[string]bool{}
-	for _, c := range judged(ep) {
-		algs[c.SigAlg] = true
 	}
 	var list []string
 	for a := range algs {
@@ -303,42 +320,4 @@ func sigVerdict(ep Endpoint) Verdict {
 	}
 	sort.Strings(list)
 	return pass("signed with %s", strings.Join(list, ", "))
-}
-
-// revocationVerdict is the worst of the leaf's status and the served
-// intermediates' CRLs.
-func revocationVerdict(ep Endpoint, now time.Time) Verdict {
-	v := leafRevocation(ep, now)
-	for _, c := range ep.IntermediateCRLs {
-		if c.Signature == "no-issuer" {
-			// The chain does not reach this intermediate's issuer:
-			// tls.cert.chain says so; its CRL cannot be trusted or blamed.
-			continue
-		}
-		iv := judgeCRL(&c, fmt.Sprintf("the intermediate %q", c.Subject), now)
-		switch {
-		case iv.Outcome == check.Pass && v.Outcome == check.Pass:
-			v.Message += "; " + iv.Message
-		case check.Worst(v.Outcome, iv.Outcome) != v.Outcome:
-			v = iv
-		}
-	}
-	return v
-}
-
-func leafRevocation(ep Endpoint, now time.Time) Verdict {
-	o := ep.OCSP
-	switch {
-	case o == nil:
-		return crlVerdict(ep, now)
-	case o.Status == "revoked":
-		return fail("the stapled OCSP response says the certificate was revoked on %s", o.RevokedAt.Format(time.DateOnly))
-	case o.Status == "unparsed":
-		return Verdict{Outcome: check.Unknown, Reason: string(check.ErrMalformed), Message: "the stapled OCSP response does not parse: " + o.Error}
-	case o.Status == "unknown":
-		return warn("the stapled OCSP response gives the status unknown")
-	case !o.NextUpdate.IsZero() && now.After(o.NextUpdate):
-		return warn("the stapled OCSP response says good, but it is stale (next update was due %s)", o.NextUpdate.Format(time.DateOnly))
-	}
-	return pass("the stapled OCSP response says good")
 }

@@ -54,6 +54,14 @@ func issue(t testing.TB, ca *tlstest.CA, l tlstest.Leaf) *tlstest.Issued {
 	return tlsmust.Issue(t, ca, l, host)
 }
 
+// policyFor is the default policy with env's roots as the trust anchors,
+// as a scan sets them.
+func policyFor(env *check.Env) *check.Policy {
+	p := check.DefaultPolicy()
+	p.Roots = env.Roots
+	return p
+}
+
 // run collects and evaluates one check on the host asset.
 func run(t testing.TB, c check.Check, env *check.Env) (check.Evidence, map[string]check.Finding) {
 	t.Helper()
@@ -62,7 +70,7 @@ func run(t testing.TB, c check.Check, env *check.Env) (check.Evidence, map[strin
 	defer cancel()
 	ev, _ := c.Collect(ctx, env, a)
 	out := map[string]check.Finding{}
-	for _, f := range c.Evaluate(ev, check.DefaultPolicy()) {
+	for _, f := range c.Evaluate(ev, policyFor(env)) {
 		out[f.CheckID] = f
 	}
 	return ev, out

@@ -1,6 +1,6 @@
 // Package tlscheck holds the tls.* checks of checks.md §1.1 for web hosts
 // (port 443): Protocols runs the raw prober (versions, every accepted
-// suite, server order, DH groups) on one address of the host, and
+// suite, server order, DH groups) on every address of the host, and
 // Certificate makes one full crypto/tls handshake per (IP, SNI) and judges
 // the chain, name, dates, keys, signatures and stapled OCSP status. The
 // evaluation functions are exported for the mail-server checks
@@ -9,10 +9,11 @@ package tlscheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,6 +56,21 @@ type AddrError struct {
 	Addr  string         `json:"addr"`
 	Error string         `json:"error"`
 	Class check.ErrClass `json:"class"`
+	// Refused: the connection was refused, told from the error chain.
+	Refused bool `json:"refused,omitempty"`
+}
+
+// NewAddrError records err for addr.
+func NewAddrError(addr string, err error) AddrError {
+	return AddrError{Addr: addr, Error: err.Error(), Class: check.Classify(err), Refused: errors.Is(err, syscall.ECONNREFUSED)}
+}
+
+// AddrScan is the prober's scan of one address.
+type AddrScan struct {
+	Addr   string           `json:"addr"`
+	Report *tlsprobe.Report `json:"report,omitempty"`
+	// Failure is why nothing could be told, when Report is nil.
+	Failure *AddrError `json:"failure,omitempty"`
 }
 
 // ProtocolEvidence is what the Protocols collector saw.
@@ -62,10 +78,9 @@ type ProtocolEvidence struct {
 	Host  string   `json:"host"`
 	Port  int      `json:"port"`
 	Addrs []string `json:"addrs"`
-	// Report is the scan of the first address that answered.
-	Report *tlsprobe.Report `json:"report,omitempty"`
-	// Tried are the addresses that failed before it.
-	Tried []AddrError `json:"tried,omitempty"`
+	// Scans are one per address, in the order of Addrs: a name's
+	// addresses may be different servers (a pool, a migration half done).
+	Scans []AddrScan `json:"scans"`
 	// Closed: every address refused the connection (no TLS service).
 	Closed bool `json:"closed,omitempty"`
 }
@@ -77,10 +92,14 @@ func Protocols() check.Check { return ProtocolsWith(Options{}) }
 func ProtocolsWith(o Options) check.Check {
 	return check.New(check.Spec[ProtocolEvidence]{
 		ID:       "tls.protocols",
+		Family:   "tls",
+		Targets:  []check.Kind{check.KindHost},
 		Rules:    ProtocolRules,
-		Applies:  func(a check.Asset) bool { return a.Kind == check.KindHost },
 		Collect:  o.collectProtocols,
 		Evaluate: evaluateProtocols,
+		// 2: every address is scanned (was: the first that answered).
+		Version: 2,
+		Policy:  Settings,
 	})
 }
 
@@ -110,83 +129,98 @@ func (o Options) collectProtocols(ctx context.Context, env *check.Env, a check.A
 		return ev, err
 	}
 	ev.Addrs = addrs
-	rep, tried, err := ScanFirst(ctx, o.Prober(env.DialContext), addrs, a.Name)
-	ev.Report, ev.Tried = rep, tried
-	if err != nil && allRefused(tried) {
-		ev.Closed = true
-		return ev, nil
-	}
-	return ev, err
+	ev.Scans = ScanAll(ctx, o.Prober(env.DialContext), addrs, a.Name)
+	return ev, scansErr(&ev.Closed, ev.Scans)
 }
 
-// ScanFirst scans the first address that can be scanned: an unreachable
-// address (refused, no route) is cheap to skip, a timeout is not, so only
-// the former moves on to the next address.
-func ScanFirst(ctx context.Context, p *tlsprobe.Prober, addrs []string, serverName string) (*tlsprobe.Report, []AddrError, error) {
-	var tried []AddrError
-	var last error
-	for _, addr := range addrs {
-		rep, err := p.Scan(ctx, addr, serverName)
-		if err == nil {
-			return rep, tried, nil
-		}
-		last = err
-		c := check.Classify(err)
-		tried = append(tried, AddrError{Addr: addr, Error: err.Error(), Class: c})
-		if c != check.ErrUnreachable {
-			break
-		}
+// ScanAll scans every address, at once (they are different IPs; the
+// prober bounds the connections to each).
+func ScanAll(ctx context.Context, p *tlsprobe.Prober, addrs []string, serverName string) []AddrScan {
+	out := make([]AddrScan, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() {
+			out[i].Addr = addr
+			rep, err := p.Scan(ctx, addr, serverName)
+			if err != nil {
+				f := NewAddrError(addr, err)
+				out[i].Failure = &f
+				return
+			}
+			out[i].Report = rep
+		})
 	}
-	return nil, tried, last
+	wg.Wait()
+	return out
 }
 
-func allRefused(tried []AddrError) bool {
-	if len(tried) == 0 {
-		return false
-	}
-	for _, t := range tried {
-		if t.Class != check.ErrUnreachable || !containsRefused(t.Error) {
-			return false
+// scansErr is nil when some address was scanned; closed is set when every
+// address refused the connection.
+func scansErr(closed *bool, scans []AddrScan) error {
+	refused := 0
+	var first *AddrError
+	for _, s := range scans {
+		if s.Report != nil {
+			return nil
+		}
+		if first == nil {
+			first = s.Failure
+		}
+		if s.Failure != nil && s.Failure.Refused {
+			refused++
 		}
 	}
-	return true
-}
-
-// containsRefused reads "connection refused" from a stored error text
-// (evidence keeps text, not the error chain).
-func containsRefused(msg string) bool {
-	return strings.Contains(msg, syscall.ECONNREFUSED.Error())
+	if refused == len(scans) && refused > 0 {
+		*closed = true
+		return nil
+	}
+	if first == nil {
+		return check.WithClass(check.ErrInternal, errors.New("tls: no address was scanned"))
+	}
+	return check.WithClass(first.Class, fmt.Errorf("tls: %s: %s", first.Addr, first.Error))
 }
 
 func evaluateProtocols(in check.In[ProtocolEvidence]) []check.Finding {
 	ev := in.Evidence
 	ids := []string{NoSSL, MinVersion, TLS13, WeakCipher, CipherPref, DHGroup}
+	var out []check.Finding
 	if ev.Closed {
-		var out []check.Finding
 		for _, id := range ids {
 			out = append(out, na("port %d refuses connections on every address (%v): no TLS service to judge", ev.Port, ev.Addrs).Finding(id))
 		}
 		return out
 	}
-	r := ev.Report
-	if r == nil { // Collect returned an error; the adapter handles it
-		return nil
+	minDH := Settings.Get(in.Policy).MinDHBits
+	rules := map[string]func(*tlsprobe.Report) Verdict{
+		NoSSL: EvalNoSSL, MinVersion: EvalMinVersion, TLS13: EvalTLS13,
+		WeakCipher: func(r *tlsprobe.Report) Verdict { return EvalWeakCiphers(r, false) },
+		CipherPref: EvalCipherPreference,
+		DHGroup:    func(r *tlsprobe.Report) Verdict { return EvalDHGroup(r, minDH) },
 	}
-	if Silent(r) {
-		v := Verdict{Outcome: check.Unknown, Reason: string(check.ErrBlocked),
-			Message: fmt.Sprintf("port %d accepts connections but closed each of %d hellos without a TLS answer or alert: no TLS service could be judged", ev.Port, r.Connections)}
-		var out []check.Finding
-		for _, id := range ids {
-			out = append(out, v.Finding(id))
+	scanned := 0
+	for _, s := range ev.Scans {
+		if s.Report != nil {
+			scanned++
 		}
-		return out
 	}
-	return []check.Finding{
-		EvalNoSSL(r).Finding(NoSSL),
-		EvalMinVersion(r).Finding(MinVersion),
-		EvalTLS13(r).Finding(TLS13),
-		EvalWeakCiphers(r, false).Finding(WeakCipher),
-		EvalCipherPreference(r).Finding(CipherPref),
-		EvalDHGroup(r, in.Policy.TLS.MinDHBits).Finding(DHGroup),
+	for _, id := range ids {
+		var per []AddrVerdict
+		for _, s := range ev.Scans {
+			switch {
+			case s.Report != nil && Silent(s.Report):
+				per = append(per, AddrVerdict{s.Addr, Verdict{Outcome: check.Unknown, Reason: string(check.ErrBlocked),
+					Message: fmt.Sprintf("port %d accepts connections but closed each of %d hellos without a TLS answer or alert: no TLS service could be judged", ev.Port, s.Report.Connections)}})
+			case s.Report != nil:
+				per = append(per, AddrVerdict{s.Addr, rules[id](s.Report)})
+			case s.Failure == nil:
+			case scanned > 0 && s.Failure.Class == check.ErrUnreachable:
+				// Another address answered; a dead one is not a TLS fault.
+			default:
+				per = append(per, AddrVerdict{s.Addr, Verdict{Outcome: check.Unknown, Reason: string(s.Failure.Class),
+					Message: "could not scan: " + s.Failure.Error}})
+			}
+		}
+		out = append(out, Combine(per, len(ev.Scans)).Finding(id))
 	}
+	return out
 }
