@@ -2,7 +2,6 @@ package smtptls
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -46,20 +45,31 @@ func (o Options) timeout() time.Duration {
 	return 20 * time.Second
 }
 
-// Evidence is what the collector saw on one MX host.
+// Evidence is what the collector saw on one MX host: one probe per
+// address (an MX name's addresses may be different servers).
 type Evidence struct {
-	Host string `json:"host"`
-	Port int    `json:"port"`
-	Addr string `json:"addr,omitempty"` // the address probed
+	Host  string   `json:"host"`
+	Port  int      `json:"port"`
+	Addrs []MXAddr `json:"addrs"`
+}
+
+// MXAddr is what one address of the MX host said.
+type MXAddr struct {
+	Addr string `json:"addr"`
 	// Session is the first SMTP session: greeting, EHLO, STARTTLS reply.
 	Session *Session `json:"session,omitempty"`
 	// Cert is the crypto/tls handshake on that first session.
 	Cert *tlscheck.Endpoint `json:"cert,omitempty"`
 	// Report is the raw prober's scan, one SMTP session per hello.
-	Report    *tlsprobe.Report     `json:"report,omitempty"`
-	ScanError string               `json:"scan_error,omitempty"`
-	ScanClass check.ErrClass       `json:"scan_class,omitempty"`
-	Tried     []tlscheck.AddrError `json:"tried,omitempty"`
+	Report    *tlsprobe.Report `json:"report,omitempty"`
+	ScanError string           `json:"scan_error,omitempty"`
+	ScanClass check.ErrClass   `json:"scan_class,omitempty"`
+}
+
+// unreachable: the address could not be connected to at all.
+func (m MXAddr) unreachable() bool {
+	s := m.Session
+	return s != nil && s.Step == "connect" && s.Class == string(check.ErrUnreachable)
 }
 
 // Rules are the catalogue entries this collector judges: the email.mx.*
@@ -130,10 +140,14 @@ func Check() check.Check { return CheckWith(Options{}) }
 func CheckWith(o Options) check.Check {
 	return check.New(check.Spec[Evidence]{
 		ID:       "email.mx.tls",
+		Family:   "email",
+		Targets:  []check.Kind{check.KindMail},
 		Rules:    allRules(),
-		Applies:  func(a check.Asset) bool { return a.Kind == check.KindMail },
 		Collect:  o.collect,
 		Evaluate: evaluate,
+		// 2: every address, and the certificates as served (raw DER).
+		Version: 2,
+		Policy:  tlscheck.Settings,
 		// A dozen SMTP sessions, each allowed its own timeout, on MX hosts
 		// that greet slowly on purpose: more than the default job limit.
 		Timeout: 5 * time.Minute,
@@ -168,50 +182,51 @@ func (o Options) collect(ctx context.Context, env *check.Env, a check.Asset) (Ev
 	if err != nil {
 		return ev, err
 	}
-	now := env.Clock()
-	for _, addr := range addrs {
-		ehlo := o.EHLOName
-		if ehlo == "" {
-			ehlo = env.EHLOName
-		}
-		rec := &recorder{d: &Dialer{Dial: env.DialContext, EHLOName: ehlo}}
-		ep := tlscheck.CertOf(ctx, rec.dial, addr, a.Name, env.Roots, now, o.timeout())
-		if rec.first != nil && rec.first.Step == "connect" && rec.first.Class == string(check.ErrUnreachable) {
-			ev.Tried = append(ev.Tried, tlscheck.AddrError{Addr: addr, Error: rec.first.Failure, Class: check.ErrUnreachable})
-			continue
-		}
-		ev.Addr, ev.Session = addr, rec.first
-		switch {
-		case errors.Is(rec.err, ErrNoStartTLS):
-			return ev, nil
-		case rec.err != nil && !errors.As(rec.err, new(*ReplyError)):
-			// Nothing was learned: the server dropped or tarpitted us.
-			return ev, fmt.Errorf("smtp: %s: %w", addr, rec.err)
-		case rec.err != nil:
-			// A negative reply (to EHLO or STARTTLS) is evidence.
-			return ev, nil
-		}
-		tlscheck.CheckCRL(ctx, env, &ep)
-		ev.Cert = &ep
-		if c := ep.ErrorClass; c == check.ErrTimeout || c == check.ErrBlocked || c == check.ErrCanceled {
-			// The server went silent after the go-ahead: one timeout is
-			// enough to know the probes would be blocked too.
-			ev.ScanError, ev.ScanClass = "not tried: the TLS handshake after STARTTLS failed: "+ep.Error, c
-			return ev, nil
-		}
-		p := &tlsprobe.Prober{Dial: rec.dial, Timeout: o.timeout(), Parallel: o.Parallel}
-		rep, err := p.Scan(ctx, addr, a.Name)
-		ev.Report = rep
-		if err != nil {
-			ev.ScanError, ev.ScanClass = err.Error(), check.Classify(err)
-		}
-		return ev, nil
+	ehlo := o.EHLOName
+	if ehlo == "" {
+		ehlo = env.EHLOName
 	}
-	if len(ev.Tried) > 0 {
-		t := ev.Tried[0]
-		return ev, check.WithClass(t.Class, fmt.Errorf("smtp: %s: %s", t.Addr, t.Error))
+	ev.Addrs = make([]MXAddr, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Go(func() { ev.Addrs[i] = o.probe(ctx, env, addr, a.Name, ehlo) })
 	}
-	return ev, check.WithClass(check.ErrDNS, fmt.Errorf("smtp: %s has no address", a.Name))
+	wg.Wait()
+	for _, m := range ev.Addrs {
+		if !m.unreachable() {
+			return ev, nil
+		}
+	}
+	s := ev.Addrs[0].Session
+	return ev, check.WithClass(check.ErrUnreachable, fmt.Errorf("smtp: %s: %s", ev.Addrs[0].Addr, s.Failure))
+}
+
+// probe runs the SMTP session, the certificate handshake and the raw scan
+// on one address. What the session learned before TLS (no STARTTLS, a
+// refusal, a drop) is recorded on it, and nothing more is tried.
+func (o Options) probe(ctx context.Context, env *check.Env, addr, host, ehlo string) MXAddr {
+	m := MXAddr{Addr: addr}
+	rec := &recorder{d: &Dialer{Dial: env.DialContext, EHLOName: ehlo}}
+	ep := tlscheck.CertOf(ctx, rec.dial, addr, host, o.timeout())
+	m.Session = rec.first
+	if rec.err != nil || m.Session == nil {
+		return m
+	}
+	tlscheck.CollectCRLs(ctx, env, &ep)
+	m.Cert = &ep
+	if c := ep.ErrorClass; c == check.ErrTimeout || c == check.ErrBlocked || c == check.ErrCanceled {
+		// The server went silent after the go-ahead: one timeout is
+		// enough to know the probes would be blocked too.
+		m.ScanError, m.ScanClass = "not tried: the TLS handshake after STARTTLS failed: "+ep.Error, c
+		return m
+	}
+	p := &tlsprobe.Prober{Dial: rec.dial, Timeout: o.timeout(), Parallel: o.Parallel}
+	rep, err := p.Scan(ctx, addr, host)
+	m.Report = rep
+	if err != nil {
+		m.ScanError, m.ScanClass = err.Error(), check.Classify(err)
+	}
+	return m
 }
 
 func finding(id string, v tlscheck.Verdict) check.Finding {
@@ -226,15 +241,47 @@ func verdict(o check.Outcome, format string, a ...any) tlscheck.Verdict {
 	return tlscheck.Verdict{Outcome: o, Message: fmt.Sprintf(format, a...)}
 }
 
+var ids = []string{MXStartTLS, MXTLS12, MXCert, MXCiphers, tlscheck.NoSSL, tlscheck.TLS13}
+
+// evaluate judges each address, then takes each rule's worst verdict over
+// them, naming the address that disagrees. An address that could not be
+// connected to while another answered is not a fault.
 func evaluate(in check.In[Evidence]) []check.Finding {
 	ev := in.Evidence
-	s := ev.Session
-	ids := []string{MXStartTLS, MXTLS12, MXCert, MXCiphers, tlscheck.NoSSL, tlscheck.TLS13}
-	all := func(v tlscheck.Verdict) []check.Finding {
-		var out []check.Finding
-		for _, id := range ids {
-			out = append(out, finding(id, v))
+	answered := false
+	for _, m := range ev.Addrs {
+		answered = answered || !m.unreachable()
+	}
+	per := map[string][]tlscheck.AddrVerdict{}
+	for _, m := range ev.Addrs {
+		if answered && m.unreachable() {
+			continue
 		}
+		vs := evaluateAddr(m, ev.Host, in.CollectedAt, in.Policy)
+		for _, id := range ids {
+			per[id] = append(per[id], tlscheck.AddrVerdict{Addr: m.Addr, Verdict: vs[id]})
+		}
+	}
+	var out []check.Finding
+	for _, id := range ids {
+		out = append(out, finding(id, tlscheck.Combine(per[id], len(ev.Addrs))))
+	}
+	return out
+}
+
+// evaluateAddr judges one address.
+func evaluateAddr(m MXAddr, host string, at time.Time, p *check.Policy) map[string]tlscheck.Verdict {
+	s := m.Session
+	all := func(v tlscheck.Verdict) map[string]tlscheck.Verdict {
+		out := map[string]tlscheck.Verdict{}
+		for _, id := range ids {
+			out[id] = v
+		}
+		return out
+	}
+	first := func(v tlscheck.Verdict, rest tlscheck.Verdict) map[string]tlscheck.Verdict {
+		out := all(rest)
+		out[MXStartTLS] = v
 		return out
 	}
 	if s == nil {
@@ -242,39 +289,32 @@ func evaluate(in check.In[Evidence]) []check.Finding {
 	}
 	// Before TLS: no STARTTLS, or a refusal, decides everything.
 	switch {
-	case !s.StartTLS && s.Failure == ErrNoStartTLS.Error():
-		out := []check.Finding{finding(MXStartTLS, verdict(check.Fail, "the server's EHLO reply does not offer STARTTLS (it offers %s): mail to it travels unencrypted", clipList(s.EHLO)))}
-		for _, id := range ids[1:] {
-			out = append(out, finding(id, verdict(check.NA, "no STARTTLS, so no TLS to judge (see %s)", MXStartTLS)))
-		}
-		return out
+	case s.NoStartTLS:
+		return first(verdict(check.Fail, "the server's EHLO reply does not offer STARTTLS (it offers %s): mail to it travels unencrypted", clipList(s.EHLO)),
+			verdict(check.NA, "no STARTTLS, so no TLS to judge (see %s)", MXStartTLS))
 	case s.Code >= 500:
-		out := []check.Finding{finding(MXStartTLS, verdict(check.Fail, "STARTTLS is advertised but refused: %d %s", s.Code, s.Reply))}
-		for _, id := range ids[1:] {
-			out = append(out, finding(id, verdict(check.NA, "STARTTLS refused, so no TLS to judge (see %s)", MXStartTLS)))
-		}
-		return out
+		return first(verdict(check.Fail, "STARTTLS is advertised but refused: %d %s", s.Code, s.Reply),
+			verdict(check.NA, "STARTTLS refused, so no TLS to judge (see %s)", MXStartTLS))
 	case s.Failure != "":
 		return all(tlscheck.Verdict{Outcome: check.Unknown, Reason: orBlocked(s.Class), Message: "probe blocked: " + s.Failure})
 	}
-	r, cert := ev.Report, ev.Cert
-	out := []check.Finding{
-		finding(MXStartTLS, startTLSVerdict(ev)),
-		finding(MXCert, certVerdict(cert, in.CollectedAt, in.Policy)),
+	r := m.Report
+	out := map[string]tlscheck.Verdict{
+		MXStartTLS: startTLSVerdict(m),
+		MXCert:     certVerdict(m.Cert, host, at, p),
 	}
 	if r == nil {
-		u := tlscheck.Verdict{Outcome: check.Unknown, Reason: orBlocked(string(ev.ScanClass)), Message: "probe blocked: " + ev.ScanError}
+		u := tlscheck.Verdict{Outcome: check.Unknown, Reason: orBlocked(string(m.ScanClass)), Message: "probe blocked: " + m.ScanError}
 		for _, id := range []string{MXTLS12, MXCiphers, tlscheck.NoSSL, tlscheck.TLS13} {
-			out = append(out, finding(id, u))
+			out[id] = u
 		}
 		return out
 	}
-	return append(out,
-		finding(MXTLS12, tls12Verdict(r)),
-		finding(MXCiphers, ciphersVerdict(r, in.Policy.TLS.MinDHBits)),
-		finding(tlscheck.NoSSL, tlscheck.EvalNoSSL(r)),
-		finding(tlscheck.TLS13, tlscheck.EvalTLS13(r)),
-	)
+	out[MXTLS12] = tls12Verdict(r)
+	out[MXCiphers] = ciphersVerdict(r, tlscheck.Settings.Get(p).MinDHBits)
+	out[tlscheck.NoSSL] = tlscheck.EvalNoSSL(r)
+	out[tlscheck.TLS13] = tlscheck.EvalTLS13(r)
+	return out
 }
 
 func orBlocked(c string) string {
@@ -296,7 +336,7 @@ func clipList(xs []string) string {
 
 // startTLSVerdict: STARTTLS was offered and accepted; TLS must complete,
 // by crypto/tls or by any raw probe.
-func startTLSVerdict(ev Evidence) tlscheck.Verdict {
+func startTLSVerdict(ev MXAddr) tlscheck.Verdict {
 	if ev.Cert != nil && ev.Cert.Error == "" {
 		return verdict(check.Pass, "STARTTLS is offered and a %v handshake completes", ev.Cert.Version)
 	}
@@ -383,16 +423,16 @@ func ciphersVerdict(r *tlsprobe.Report, minDH int) tlscheck.Verdict {
 }
 
 // certVerdict rolls the tls.cert.* verdicts into one. Revocation counts
-// when a status was stapled, or when the CRL lists the certificate: a CRL
-// that could not be read is not held against the MX certificate (it would
-// otherwise often go unjudged).
-func certVerdict(ep *tlscheck.Endpoint, now time.Time, p *check.Policy) tlscheck.Verdict {
+// when it is told (a usable staple, or a CRL), or when a staple is there
+// but unusable: a CRL that could not be read, with nothing stapled, is not
+// held against the MX certificate (it would otherwise often go unjudged).
+func certVerdict(ep *tlscheck.Endpoint, host string, at time.Time, p *check.Policy) tlscheck.Verdict {
 	if ep == nil {
 		return tlscheck.Verdict{Outcome: check.Unknown, Reason: string(check.ErrBlocked), Message: "no TLS handshake"}
 	}
-	vs := tlscheck.EvalCert([]tlscheck.Endpoint{*ep}, now, p)
+	vs := tlscheck.EvalCert(host, []tlscheck.Endpoint{*ep}, at, p)
 	ids := []string{tlscheck.CertChain, tlscheck.CertName, tlscheck.CertExpiry, tlscheck.CertKey, tlscheck.CertSigAlg}
-	if ep.OCSP != nil || vs[tlscheck.CertRevoke].Outcome == check.Fail {
+	if rv := vs[tlscheck.CertRevoke]; rv.Outcome != check.Unknown || tlscheck.StapleReason(rv.Reason) {
 		ids = append(ids, tlscheck.CertRevoke)
 	}
 	var outcomes []check.Outcome

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
@@ -37,8 +38,12 @@ type Session struct {
 	Code     int      `json:"code,omitempty"`    // its code
 	Failure  string   `json:"failure,omitempty"` // where and why the session stopped
 	Class    string   `json:"class,omitempty"`   // the failure's error class
-	Step     string   `json:"step,omitempty"`    // connect, greeting, ehlo, starttls
-	Elapsed  string   `json:"elapsed,omitempty"` // time to the STARTTLS go-ahead
+	// NoStartTLS: EHLO was answered without STARTTLS (ErrNoStartTLS).
+	NoStartTLS bool `json:"no_starttls,omitempty"`
+	// Refused: the connection was refused (nothing listens on port 25).
+	Refused bool   `json:"refused,omitempty"`
+	Step    string `json:"step,omitempty"`    // connect, greeting, ehlo, starttls
+	Elapsed string `json:"elapsed,omitempty"` // time to the STARTTLS go-ahead
 }
 
 // ReplyError is a negative SMTP reply.
@@ -84,6 +89,7 @@ func (d *Dialer) StartTLS(ctx context.Context, addr string) (net.Conn, *Session,
 	conn, err := d.Dial(ctx, "tcp", addr)
 	if err != nil {
 		s.Failure, s.Class = err.Error(), string(check.Classify(err))
+		s.Refused = errors.Is(err, syscall.ECONNREFUSED)
 		return nil, s, fmt.Errorf("smtp: connect %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -131,7 +137,7 @@ func (d *Dialer) StartTLS(ctx context.Context, addr string) (net.Conn, *Session,
 	}
 	if !s.StartTLS {
 		conn.Close()
-		s.Failure = ErrNoStartTLS.Error()
+		s.Failure, s.NoStartTLS = ErrNoStartTLS.Error(), true
 		return nil, s, ErrNoStartTLS
 	}
 

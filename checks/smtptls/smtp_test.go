@@ -59,13 +59,16 @@ func (nopSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (nopSession) Data(io.Reader) error                 { return nil }
 
 // startSMTP runs a go-smtp server; with a TLS config it offers STARTTLS.
-func startSMTP(t testing.TB, cfg *tls.Config) string {
+func startSMTP(t testing.TB, cfg *tls.Config) string { return startSMTPOn(t, "127.0.0.1", cfg) }
+
+// startSMTPOn is startSMTP on the loopback address ip.
+func startSMTPOn(t testing.TB, ip string, cfg *tls.Config) string {
 	t.Helper()
 	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return nopSession{}, nil }))
 	s.Domain, s.TLSConfig = mx, cfg
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
 	s.ErrorLog = log.New(io.Discard, "", 0)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +82,10 @@ func run(t testing.TB, c check.Check, env *check.Env) (check.Evidence, map[strin
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ev, _ := c.Collect(ctx, env, check.Asset{Kind: check.KindMail, Name: mx})
+	p := check.DefaultPolicy()
+	p.Roots = env.Roots // as a scan sets them
 	out := map[string]check.Finding{}
-	for _, f := range c.Evaluate(ev, check.DefaultPolicy()) {
+	for _, f := range c.Evaluate(ev, p) {
 		out[f.CheckID] = f
 	}
 	return ev, out
@@ -137,14 +142,15 @@ func TestMailTLSConnectionBudget(t *testing.T) {
 	addr := startSMTP(t, &tls.Config{Certificates: []tls.Certificate{good.Cert}})
 	ev, _ := run(t, smtptls.Check(), labEnv(t, addr, ca.Pool()))
 	var e smtptls.Evidence
-	if err := json.Unmarshal(ev.Data, &e); err != nil || e.Report == nil {
+	if err := json.Unmarshal(ev.Data, &e); err != nil || len(e.Addrs) != 1 || e.Addrs[0].Report == nil {
 		t.Fatalf("%s %v", ev.Data, err)
 	}
-	k, v := e.Report.AcceptedSuites(), e.Report.AcceptedVersions()
-	if e.Report.Connections > k+v+3 {
-		t.Errorf("%d SMTP sessions for the scan; budget K+V+3 = %d", e.Report.Connections, k+v+3)
+	r := e.Addrs[0].Report
+	k, v := r.AcceptedSuites(), r.AcceptedVersions()
+	if r.Connections > k+v+3 {
+		t.Errorf("%d SMTP sessions for the scan; budget K+V+3 = %d", r.Connections, k+v+3)
 	}
-	t.Logf("K=%d V=%d sessions=%d (+1 for the certificate)", k, v, e.Report.Connections)
+	t.Logf("K=%d V=%d sessions=%d (+1 for the certificate)", k, v, r.Connections)
 }
 
 // Servers that drop or tarpit us give unknown ("probe blocked"), never
