@@ -85,6 +85,14 @@ func TestScanOfHostileServerIsUnknownWithReasonInTime(t *testing.T) {
 				if err == nil || check.Classify(err) != check.ErrTimeout {
 					t.Errorf("stalled scan: err %v (class %q), want a timeout error", err, check.Classify(err))
 				}
+				// One stall is not enough to give up on an address (a
+				// middlebox may hang on one hello only); two are.
+				if n := srv.Conns(); n > 2 {
+					t.Errorf("%d connections to a tarpit, want at most 2: the first hello and its retry", n)
+				}
+				if r := rep.Version(tlsprobe.TLS12); !r.Stalled {
+					t.Errorf("TLS1.2 not marked stalled: %+v", r)
+				}
 			}
 			t.Logf("%v, %d connections: %s", elapsed.Round(time.Millisecond), rep.Connections, rep.Version(tlsprobe.TLS12).Error)
 		})

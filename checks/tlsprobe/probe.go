@@ -102,8 +102,8 @@ func (p *Prober) ProbeSSLv2(ctx context.Context, addr string) (*Response, []uint
 // exchange dials, writes msg and runs read under a deadline taken from the
 // context (bounded by Timeout). The connection is closed on return, and a
 // cancelled context unblocks the read at once.
-func (p *Prober) exchange(ctx context.Context, addr string, msg []byte, read func(io.Reader) error) error {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+func (p *Prober) exchange(parent context.Context, addr string, msg []byte, read func(io.Reader) error) error {
+	ctx, cancel := context.WithTimeout(parent, p.timeout())
 	defer cancel()
 	if p.Dial == nil {
 		return check.ErrNoNetwork
@@ -121,11 +121,11 @@ func (p *Prober) exchange(ctx context.Context, addr string, msg []byte, read fun
 	defer stop()
 
 	if _, err := conn.Write(msg); err != nil {
-		return p.ioError(ctx, "write hello", err, 0)
+		return p.ioError(parent, ctx, "write hello", err, 0)
 	}
 	cr := &countReader{r: conn}
 	if err := read(cr); err != nil {
-		return p.ioError(ctx, "read answer", err, cr.n)
+		return p.ioError(parent, ctx, "read answer", err, cr.n)
 	}
 	return nil
 }
@@ -143,8 +143,10 @@ func (c *countReader) Read(b []byte) (int, error) {
 
 // ioError turns an I/O error into a classified one: a context that ended
 // first explains the error; a reset after our hello is a refusal the
-// caller sees as a closed connection (errReset).
-func (p *Prober) ioError(ctx context.Context, what string, err error, read int) error {
+// caller sees as a closed connection (errReset). No answer within the
+// probe's own timeout, while the caller's context is still alive, is a
+// stall (*stallError).
+func (p *Prober) ioError(parent, ctx context.Context, what string, err error, read int) error {
 	if c := check.Classify(err); c == check.ErrMalformed {
 		return err
 	}
@@ -152,7 +154,11 @@ func (p *Prober) ioError(ctx context.Context, what string, err error, read int) 
 		return check.WithClass(check.ErrCanceled, fmt.Errorf("%s: %w", what, ctx.Err()))
 	}
 	if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		return check.WithClass(check.ErrTimeout, fmt.Errorf("%s: no answer in time: %w", what, err))
+		err = check.WithClass(check.ErrTimeout, fmt.Errorf("%s: no answer in time: %w", what, err))
+		if parent.Err() == nil {
+			return &stallError{err}
+		}
+		return err
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		if read == 0 {
@@ -162,6 +168,16 @@ func (p *Prober) ioError(ctx context.Context, what string, err error, read int) 
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// stallError: the connection was made and the hello sent (or being
+// sent), and no complete answer came within the probe's timeout. Its
+// class is timeout. Unlike a refusal it says nothing about what the server
+// supports: the server, or a middlebox in front of it, hangs on this hello
+// (some hang on one size, version or suite list and answer the others).
+type stallError struct{ err error }
+
+func (e *stallError) Error() string { return e.err.Error() }
+func (e *stallError) Unwrap() error { return e.err }
 
 // errReset: the server reset the connection after our hello. That is how
 // many stacks refuse a version, so Scan counts it as a refusal.
@@ -174,32 +190,67 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "connect: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-// memo remembers, within one Scan, why an address stopped answering: its
-// remaining probes fail at once with the same reason.
-type memo struct {
-	mu  sync.Mutex
-	err error
+// notTriedError: a probe of a Scan that was not sent, because an earlier
+// failure (cause) says the address, or this line of probes, can go no
+// further. Its class is the cause's.
+type notTriedError struct {
+	what  string
+	cause error
 }
 
-func (m *memo) get() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
+func (e *notTriedError) Error() string {
+	return "tlsprobe: not tried, " + e.what + ": " + e.cause.Error()
+}
+func (e *notTriedError) Unwrap() error { return e.cause }
+
+// stalled reports whether err is the stall of a hello that was sent (not
+// a probe skipped because of an earlier stall).
+func stalled(err error) bool {
+	var se *stallError
+	var nt *notTriedError
+	return errors.As(err, &se) && !errors.As(err, &nt)
 }
 
-// note records err if it means the address is dead or stalled: a failed
-// connect, or no answer in time.
-func (m *memo) note(err error) {
+// health is what one Scan has learned about its address. A failed connect
+// ends the scan's probes at once (nothing listens, or the way there is
+// blocked: a dead address costs one attempt), and so does the end of the
+// caller's context. A stall does not: a middlebox may hang on one hello's
+// shape (its size, its version, its suite list) and answer every other,
+// so the address is taken as stalled only at its second stall: a second,
+// different hello, or the one retry of the scan's first hello. A tarpit
+// that stalls every hello costs two timeouts.
+type health struct {
+	mu     sync.Mutex
+	dead   error // set: every later probe fails at once with it
+	stalls int
+}
+
+func (h *health) get() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dead
+}
+
+// note records the outcome of a probe that was sent.
+func (h *health) note(err error) {
 	if err == nil {
 		return
 	}
 	var de *dialError
 	c := check.Classify(err)
-	if errors.As(err, &de) || c == check.ErrTimeout || c == check.ErrCanceled {
-		m.mu.Lock()
-		if m.err == nil {
-			m.err = err
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case stalled(err):
+		h.stalls++
+		if h.stalls < 2 {
+			return
 		}
-		m.mu.Unlock()
+	case errors.As(err, &de), c == check.ErrTimeout, c == check.ErrCanceled:
+	default:
+		return
+	}
+	if h.dead == nil {
+		h.dead = err
 	}
 }

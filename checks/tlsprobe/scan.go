@@ -42,6 +42,13 @@ type VersionResult struct {
 	Inferred   bool           `json:"inferred,omitempty"`
 	Error      string         `json:"error,omitempty"`
 	ErrorClass check.ErrClass `json:"error_class,omitempty"`
+	// Stalled: a hello of this version was sent and got no answer in time
+	// (its ErrorClass is timeout). Unlike a refusal this says nothing
+	// about support: the server, or a middlebox in front of it, hangs on
+	// that hello. An Accepted version with Stalled stalled midway through
+	// its suites (Complete is false). A version whose hello was never sent,
+	// because the address had stalled or died, is Unknown without it.
+	Stalled bool `json:"stalled,omitempty"`
 	// SSLv2Ciphers are the SSLv2 cipher kinds a server offered.
 	SSLv2Ciphers []uint32 `json:"sslv2_ciphers,omitempty"`
 }
@@ -119,12 +126,12 @@ func (r *Report) AcceptedVersions() int {
 
 // scan is one Scan's working state.
 type scan struct {
-	p     *Prober
-	addr  string
-	sni   string
-	dead  memo
-	conns atomic.Int64
-	max   int64
+	p      *Prober
+	addr   string
+	sni    string
+	health health
+	conns  atomic.Int64
+	max    int64
 
 	mu       sync.Mutex
 	results  map[Version]*VersionResult
@@ -157,6 +164,12 @@ func (p *Prober) Scan(ctx context.Context, addr, serverName string) (*Report, er
 	// settles TLS 1.3 as refused for free.
 	offer := ids(SuitesAt(TLS12))
 	first, ferr := s.probe(ctx, Hello{Version: TLS12, Suites: offer})
+	if stalled(ferr) {
+		// Nothing is known of the address yet: send the first hello once
+		// more before going on (a second stall marks the address stalled,
+		// so a tarpit costs two timeouts).
+		first, ferr = s.probe(ctx, Hello{Version: TLS12, Suites: offer})
+	}
 	probe13 := true
 	if ferr == nil && first.Accepted() && first.ServerHello.Downgrade == "" {
 		probe13 = false
@@ -190,7 +203,7 @@ func (p *Prober) Scan(ctx context.Context, addr, serverName string) (*Report, er
 }
 
 func (s *scan) firstErr() error {
-	if err := s.dead.get(); err != nil {
+	if err := s.health.get(); err != nil {
 		return err
 	}
 	for _, v := range Versions {
@@ -249,16 +262,19 @@ func (s *scan) probe(ctx context.Context, h Hello) (*Response, error) {
 	}
 	h.ServerName = s.sni
 	resp, err := s.p.Probe(ctx, s.addr, h)
-	s.dead.note(err)
+	s.health.note(err)
 	if err == nil {
 		s.absorb(resp)
+	}
+	if stalled(err) {
+		s.note("a %v hello offering %d suites got no answer in time", h.Version, len(h.Suites))
 	}
 	return resp, err
 }
 
 func (s *scan) gate(ctx context.Context) error {
-	if err := s.dead.get(); err != nil {
-		return fmt.Errorf("tlsprobe: not tried, %s failed earlier in this scan: %w", s.addr, err)
+	if err := s.health.get(); err != nil {
+		return &notTriedError{what: s.addr + " failed earlier in this scan", cause: err}
 	}
 	if err := ctx.Err(); err != nil {
 		return check.WithClass(check.Classify(err), fmt.Errorf("tlsprobe: %w", err))
@@ -295,8 +311,9 @@ func (s *scan) absorb(r *Response) {
 	}
 }
 
+// unknown is the result of a version whose probe failed with err.
 func unknown(v Version, err error) *VersionResult {
-	return &VersionResult{Version: v, State: Unknown, Error: err.Error(), ErrorClass: check.Classify(err)}
+	return &VersionResult{Version: v, State: Unknown, Error: err.Error(), ErrorClass: check.Classify(err), Stalled: stalled(err)}
 }
 
 func ids(suites []Suite) []uint16 {
@@ -318,7 +335,7 @@ func (s *scan) eliminate(ctx context.Context, v Version, first *Response, offer 
 	for len(remaining) > 0 {
 		resp, err := s.probe(ctx, Hello{Version: v, Suites: remaining})
 		if err != nil {
-			vr.Error, vr.ErrorClass = err.Error(), check.Classify(err)
+			vr.Error, vr.ErrorClass, vr.Stalled = err.Error(), check.Classify(err), stalled(err)
 			return vr
 		}
 		if !resp.Accepted() {
@@ -359,7 +376,7 @@ func (s *scan) sslv2(ctx context.Context) {
 		return
 	}
 	resp, kinds, err := s.p.ProbeSSLv2(ctx, s.addr)
-	s.dead.note(err)
+	s.health.note(err)
 	switch {
 	case err != nil:
 		s.set(unknown(SSL20, err))
@@ -374,7 +391,10 @@ func (s *scan) sslv2(ctx context.Context) {
 // version not yet settled; the server answers with the highest version it
 // supports up to that, which settles every version in between, and the
 // elimination at the answered version starts from that same answer. So
-// the versions cost one refused hello at the bottom, not one each.
+// the versions cost one refused hello at the bottom, not one each. A
+// hello that stalls leaves its version unknown and the next version down
+// is tried, unless the address is now taken as stalled; any other failure
+// leaves the versions below unknown too.
 func (s *scan) legacy(ctx context.Context, first *Response, ferr error) {
 	legacyVersions := []Version{TLS12, TLS11, TLS10, SSL30}
 	for i := 0; i < len(legacyVersions); {
@@ -384,8 +404,13 @@ func (s *scan) legacy(ctx context.Context, first *Response, ferr error) {
 			resp, err = s.probe(ctx, Hello{Version: top, Suites: ids(SuitesAt(top))})
 		}
 		if err != nil {
-			for _, v := range legacyVersions[i:] {
-				s.set(unknown(v, err))
+			s.set(unknown(top, err))
+			if stalled(err) && s.health.get() == nil {
+				i++
+				continue
+			}
+			for _, v := range legacyVersions[i+1:] {
+				s.set(unknown(v, &notTriedError{what: fmt.Sprintf("the %v hello failed", top), cause: err}))
 			}
 			break
 		}

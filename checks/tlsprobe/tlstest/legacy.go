@@ -8,11 +8,15 @@ import (
 	"time"
 )
 
-// ClientHello is the part of a ClientHello the hand-built servers need.
+// ClientHello is the part of a ClientHello the hand-built servers (and
+// middleboxes that pick hellos by shape, see ByHello) need.
 type ClientHello struct {
 	SSLv2   bool
 	Version uint16 // client_version
 	Suites  []uint16
+	// Extensions are the extension types, in order (none for SSLv2, or an
+	// SSLv3-style hello without an extensions block).
+	Extensions []uint16
 }
 
 // ParseClientHello reads a hello record as returned by ReadHello.
@@ -42,6 +46,24 @@ func ParseClientHello(rec []byte) (ClientHello, error) {
 	}
 	for i := 0; i < n; i += 2 {
 		h.Suites = append(h.Suites, uint16(b[2+i])<<8|uint16(b[3+i]))
+	}
+	b = b[2+n:]
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return h, bad
+	}
+	b = b[1+int(b[0]):] // compression methods
+	if len(b) == 0 {
+		return h, nil
+	}
+	if len(b) < 2 || len(b) < 2+(int(b[0])<<8|int(b[1])) {
+		return h, bad
+	}
+	for b = b[2 : 2+(int(b[0])<<8|int(b[1]))]; len(b) > 0; {
+		if len(b) < 4 || len(b) < 4+(int(b[2])<<8|int(b[3])) {
+			return h, bad
+		}
+		h.Extensions = append(h.Extensions, uint16(b[0])<<8|uint16(b[1]))
+		b = b[4+(int(b[2])<<8|int(b[3])):]
 	}
 	return h, nil
 }
