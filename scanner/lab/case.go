@@ -125,6 +125,17 @@ type CertSpec struct {
 	// CA's CRL, which does not list it). Self-signed and SHA-1 leaves name
 	// no distribution point.
 	CRL CRLMark
+	// FromRoot has the lab root issue the leaf, served alone (a complete
+	// chain: the root is the client's); the root staples and its CRL is
+	// the distribution point.
+	FromRoot bool
+	// ClientAuthOnly gives the leaf the clientAuth extended key usage
+	// only: it cannot authenticate a server.
+	ClientAuthOnly bool
+	// CrossSigned serves, after the intermediate, a copy of the lab root
+	// cross-signed by an older root, both expired (the ISRG Root X1 /
+	// DST Root CA X3 shape): clients build the path to their own root.
+	CrossSigned bool
 }
 
 // CRLMark is how a lab leaf appears to CRL checking.

@@ -46,6 +46,7 @@ type pki struct {
 	keys  map[KeyType]crypto.Signer
 	sha1  *x509.Certificate // the RSA intermediate that signs SHA-1 leaves
 	sha1K crypto.Signer
+	cross *x509.Certificate // the root, cross-signed by an expired old root
 }
 
 // caBackdate is how long before the lab's start its CAs became valid.
@@ -231,6 +232,9 @@ func (p *pki) issue(spec CertSpec, names []string) (*tls.Certificate, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
+	if spec.ClientAuthOnly {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
 	if _, isRSA := key.(*rsa.PrivateKey); isRSA {
 		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
 	}
@@ -248,10 +252,17 @@ func (p *pki) issue(spec CertSpec, names []string) (*tls.Certificate, error) {
 	}
 	parent, signer := p.interCert, p.interKey
 	served := []*x509.Certificate{p.interCert}
+	goodCRL := CRLURL
+	if spec.FromRoot {
+		parent, signer, served, goodCRL = p.caCert, p.caKey, nil, RootCRLURL
+	}
 	switch spec.CRL {
 	case CRLGood:
-		tmpl.CRLDistributionPoints = []string{CRLURL}
+		tmpl.CRLDistributionPoints = []string{goodCRL}
 	case CRLRevoked:
+		if spec.FromRoot {
+			return nil, fmt.Errorf("lab: certificate for %s: the root's CRL lists no leaf", names[0])
+		}
 		tmpl.CRLDistributionPoints = []string{CRLURL}
 		tmpl.SerialNumber = revokedSerial
 	case CRLDead:
@@ -274,6 +285,13 @@ func (p *pki) issue(spec CertSpec, names []string) (*tls.Certificate, error) {
 	}
 	if spec.MissingIntermediate {
 		served = nil
+	}
+	if spec.CrossSigned && len(served) > 0 {
+		cross, err := p.crossSigned()
+		if err != nil {
+			return nil, err
+		}
+		served = append(served, cross)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
 	if err != nil {
@@ -307,7 +325,7 @@ func (p *pki) staple(st Staple, serial *big.Int, issuer *x509.Certificate, key c
 	case StapleUnknown:
 		r.Status = ocsp.Unknown
 	default:
-		return nil, fmt.Errorf("unknown staple %q", st)
+		return p.oddStaple(st, r, issuer, key)
 	}
 	return ocsp.CreateResponse(issuer, issuer, r, key)
 }

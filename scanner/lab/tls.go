@@ -2,10 +2,37 @@ package lab
 
 import (
 	"crypto/tls"
+	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
 )
+
+// tlsFamily: the TLS checks' lab. Every other domain's default www host is
+// a good web host, its mail alias serves no web TLS at all, and the shared
+// MX hosts are good mail hosts.
+var tlsFamily = Family{Name: "tls", Cases: tlsCases,
+	Complete: func(d *Domain, c Case, added Added, _ []Case) {
+		if added.WWW != "" {
+			d.Expect = append(d.Expect, webExpect(added.WWW, nil)...)
+		}
+		if added.MailAlias != "" {
+			// An alias of the MX, which serves nothing on 443: no TLS to judge.
+			d.Expect = append(d.Expect, webExpect(added.MailAlias, all(WebTLSCheckIDs, check.NA))...)
+		}
+		if c.Family != "tls" {
+			d.Expect = append(d.Expect, plainHostsExpect(d, added)...)
+		}
+	},
+	Infra: func(host string, kind check.Kind) []Expect {
+		if kind != check.KindMail {
+			return nil
+		}
+		return mailExpect(host, nil)
+	},
+}
 
 // WebTLSCheckIDs are the catalogue ids the TLS collectors (tls.protocols,
 // tls.cert) emit for a web host: every TLS case states an outcome for each
@@ -97,12 +124,44 @@ func tlsCases() []Case {
 		certCase("tls-rsa-1024", cert(CertSpec{Key: KeyRSA1024}), want{"tls.cert.key": check.Fail}),
 		// SHA-1 signed: clients reject the signature, so the chain fails too.
 		certCase("tls-sha1", cert(CertSpec{SHA1: true}), want{"tls.cert.sig-alg": check.Fail, "tls.cert.chain": check.Fail}),
-		certCase("tls-missing-intermediate", cert(CertSpec{MissingIntermediate: true}), want{"tls.cert.chain": check.Fail}),
+		// The leaf alone, its issuer neither served nor trusted: the chain
+		// fails, and nothing can check the staple's or the CRL's signature
+		// (ocsp-no-issuer).
+		certCase("tls-missing-intermediate", cert(CertSpec{MissingIntermediate: true}),
+			want{"tls.cert.chain": check.Fail, "tls.cert.revocation": check.Unknown}),
+		// The leaf alone, issued by the root itself: the chain is complete
+		// (the root is the client's), and the root's staple, checked with
+		// the root from the trust anchors, says good (the CRL host is dead,
+		// so the staple alone decides).
+		certCase("tls-leaf-from-root", cert(CertSpec{FromRoot: true, CRL: CRLDead}), want{}),
+		// A leaf for client authentication only: no server may use it.
+		certCase("tls-client-auth-only", cert(CertSpec{ClientAuthOnly: true}), want{"tls.cert.chain": check.Fail}),
+		// Served after the intermediate, a copy of the root cross-signed by
+		// an old root, both expired (ISRG Root X1 / DST Root CA X3):
+		// clients build the path to their own root, so expiry passes and
+		// notes the stale certificate.
+		certCase("tls-cross-signed-expired", cert(CertSpec{CrossSigned: true}), want{}),
 		// A subjectAltName that is not DER: the certificate cannot be read,
 		// so no certificate rule can be judged (the protocols are fine).
 		certCase("tls-bad-extension", cert(CertSpec{BadExtension: true}), all(certIDs, check.Unknown)),
 		certCase("tls-ocsp-revoked", cert(CertSpec{Staple: StapleRevoked}), want{"tls.cert.revocation": check.Fail}),
 		certCase("tls-ocsp-unknown", cert(CertSpec{Staple: StapleUnknown}), want{"tls.cert.revocation": check.Warn}),
+		// Staples that must not be believed. Good, but for another serial;
+		// the CRL host is dead: could not tell (ocsp-wrong-cert).
+		certCase("tls-ocsp-wrong-cert", cert(CertSpec{Staple: StapleWrongCert, CRL: CRLDead}), want{"tls.cert.revocation": check.Unknown}),
+		// Good, signed by a key that is not the issuer's, for a leaf the
+		// CRL lists: the CRL decides, revoked.
+		certCase("tls-ocsp-forged", cert(CertSpec{Staple: StapleForged, CRL: CRLRevoked}), want{"tls.cert.revocation": check.Fail}),
+		// Good, but days past its next update: the CRL (current, not
+		// listing the leaf) decides.
+		certCase("tls-ocsp-stale", cert(CertSpec{Staple: StapleStale}), want{}),
+		// Revoked, signed by the issuer with its own certificate embedded
+		// (OpenSSL's default shape); the CRL does not list the leaf: the
+		// staple decides.
+		certCase("tls-ocsp-revoked-embedded", cert(CertSpec{Staple: StapleRevokedEmbedded}), want{"tls.cert.revocation": check.Fail}),
+		// Good, from a responder the issuer delegated to (OCSPSigning);
+		// the CRL host is dead, so the staple alone decides.
+		certCase("tls-ocsp-delegated", cert(CertSpec{Staple: StapleDelegated, CRL: CRLDead}), want{}),
 		// Nothing stapled: the lab CA's CRL (fetched, signed by the
 		// intermediate, current) does not list the certificate.
 		certCase("tls-no-staple", cert(CertSpec{Staple: StapleNone}), want{}),
@@ -133,6 +192,8 @@ func tlsCases() []Case {
 			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA}}}),
 			want{"email.mx.ciphers": check.Warn}),
 		mxCase("smtp-self-signed", mail(SMTPSpec{Cert: CertSpec{SelfSigned: true}}), want{"email.mx.cert": check.Fail}),
+		// An MX certificate for client authentication only.
+		mxCase("smtp-client-auth-only", mail(SMTPSpec{Cert: CertSpec{ClientAuthOnly: true}}), want{"email.mx.cert": check.Fail}),
 		// Nothing stapled and the CRL lists the MX certificate.
 		mxCase("smtp-crl-revoked", mail(SMTPSpec{Cert: CertSpec{Staple: StapleNone, CRL: CRLRevoked}}), want{"email.mx.cert": check.Fail}),
 		// No greeting: silence for 3 s, then the server hangs up. Probe
@@ -143,6 +204,28 @@ func tlsCases() []Case {
 		// A greeting, then the server hangs up: probe blocked.
 		mxCase("smtp-hangup", mail(SMTPSpec{Raw: SMTPHangUp}), all(MailTLSCheckIDs, check.Unknown)),
 	}
+}
+
+// plainHostsExpect states a good host's TLS truth on the hosts another
+// family's case defines with the lab's default TLS (a scope case's web
+// host that redirects is still a good TLS host). Excluded names are not
+// scanned; hosts with TLS settings of their own are their case's to judge.
+func plainHostsExpect(d *Domain, added Added) []Expect {
+	var out []Expect
+	for _, h := range d.Hosts {
+		if h.Dead || h.Name == added.WWW || slices.ContainsFunc(d.Exclude, func(e string) bool {
+			return h.Name == e || strings.HasSuffix(h.Name, "."+e) // a name and the names below it
+		}) {
+			continue
+		}
+		if w := h.Web; w != nil && w.Raw == nil && w.TLS == nil && !w.NoHTTPS && reflect.ValueOf(w.Cert).IsZero() {
+			out = append(out, webExpect(h.Name, nil)...)
+		}
+		if m := h.SMTP; m != nil && m.Raw == nil && m.TLS == nil && !m.NoStartTLS && reflect.ValueOf(m.Cert).IsZero() {
+			out = append(out, mailExpect(h.Name, nil)...)
+		}
+	}
+	return out
 }
 
 func web(s WebSpec) func(string) WebSpec    { return func(string) WebSpec { return s } }

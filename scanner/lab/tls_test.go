@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,21 @@ func TestTLSTruthHoldsInTheLab(t *testing.T) {
 		"www." + domainName("tls-expiring-5d", 1):  check.High,
 		"www." + domainName("tls-expiring-10d", 1): check.Medium,
 	}
+	// Verdicts that must say why: a reason ("[reason]") or words in the
+	// message, per host and catalogue id.
+	www := func(c string) string { return "www." + domainName(c, 1) }
+	says := map[string]map[string][]string{
+		www("tls-missing-intermediate"):                {"tls.cert.revocation": {"[ocsp-no-issuer]"}},
+		www("tls-ocsp-wrong-cert"):                     {"tls.cert.revocation": {"[ocsp-wrong-cert]", "for another certificate"}},
+		www("tls-ocsp-forged"):                         {"tls.cert.revocation": {"not signed by the issuer", "so the CRL decides", "lists the certificate as revoked"}},
+		www("tls-ocsp-stale"):                          {"tls.cert.revocation": {"is stale", "so the CRL decides", "not on its issuer's CRL"}},
+		www("tls-ocsp-revoked-embedded"):               {"tls.cert.revocation": {"signed by the issuer, says the certificate was revoked"}},
+		www("tls-ocsp-delegated"):                      {"tls.cert.revocation": {"signed by the issuer's delegated responder", "says good"}},
+		www("tls-leaf-from-root"):                      {"tls.cert.revocation": {"signed by the issuer, says good"}, "tls.cert.chain": {`"CN=posture lab CA,O=posture lab"`}},
+		www("tls-client-auth-only"):                    {"tls.cert.chain": {"(clientAuth) does not include server authentication"}},
+		www("tls-cross-signed-expired"):                {"tls.cert.expiry": {"note: the server also sends", "expired on"}},
+		"mx." + domainName("smtp-client-auth-only", 1): {"email.mx.cert": {"not valid for server authentication"}},
+	}
 
 	for a, w := range want {
 		t.Run(string(a.kind)+":"+a.name, func(t *testing.T) {
@@ -100,7 +116,7 @@ func TestTLSTruthHoldsInTheLab(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				ev, _ := c.Collect(ctx, env, check.Asset{Kind: a.kind, Name: a.name})
 				cancel()
-				for _, f := range c.Evaluate(ev, check.DefaultPolicy()) {
+				for _, f := range c.Evaluate(ev, l.Policy()) {
 					if f.Asset.Kind != a.kind || f.Asset.Name != a.name {
 						t.Errorf("finding on %v, want %s %s", f.Asset, a.kind, a.name)
 					}
@@ -110,6 +126,11 @@ func TestTLSTruthHoldsInTheLab(t *testing.T) {
 					}
 					if s, ok := severity[a.name]; ok && f.CheckID == "tls.cert.expiry" && f.Severity != s {
 						t.Errorf("expiry severity %s, want %s", f.Severity, s)
+					}
+					for _, w := range says[a.name][f.CheckID] {
+						if !strings.Contains("["+f.Reason+"] "+f.Message, w) {
+							t.Errorf("%s: [%s] %q does not say %q", f.CheckID, f.Reason, f.Message, w)
+						}
 					}
 					t.Logf("%s %s [%s] %s", f.Outcome, f.CheckID, f.Reason, f.Message)
 				}
