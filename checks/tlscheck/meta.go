@@ -101,7 +101,7 @@ var ProtocolRules = withRule([]check.Meta{
 var CertRules = withRule([]check.Meta{
 	{
 		ID: CertChain, Family: "tls", Title: "Certificate chain complete and trusted", Severity: check.High, Targets: hostMail,
-		Description: "The served chain is complete, in order, correctly signed and anchored in a trusted root (system roots plus --ca-file).",
+		Description: "The served chain is complete, in order, correctly signed and anchored in a trusted root (system roots plus --ca-file), and the leaf may authenticate a server (extended key usage serverAuth, or none).",
 		Remediation: "Install a certificate from a publicly trusted CA and configure the server to send the full chain: the leaf first, then each intermediate in order (not the root).",
 		Standards:   []check.Ref{mc("CertificateEvaluation/Rules/RootCertificateShouldBeTrusted.cs, AllCertificatesShouldBePresent.cs, AllCertificatesShouldBeInOrder.cs, AllCertificatesSignaturesShouldBeValid.cs"), refPshtt, refCAFB3b},
 	},
@@ -113,25 +113,25 @@ var CertRules = withRule([]check.Meta{
 	},
 	{
 		ID: CertExpiry, Family: "tls", Title: "Certificate in date", Severity: check.Critical, Targets: hostMail,
-		Description: "notBefore and notAfter of the leaf and served intermediates: expired or not yet valid fails; 14 days or fewer left warns (7 or fewer: high).",
+		Description: "notBefore and notAfter of the leaf and the intermediates on the path clients build (without a trusted path: every served certificate but a self-signed root): expired or not yet valid fails; 14 days or fewer left warns (7 or fewer: high). A served certificate off that path (an expired cross-signed root) is noted, not judged.",
 		Remediation: "Renew the certificate now and automate renewal (ACME) with monitoring of the expiry date.",
 		Standards:   []check.Ref{mc("CertificateExpiryShouldBeInDate.cs (_minDays = 14)"), refSEQF, refCAFB4d},
 	},
 	{
 		ID: CertKey, Family: "tls", Title: "Certificate keys strong", Severity: check.High, Targets: hostMail,
-		Description: "Public key of every served certificate: RSA 2048 bits or more, EC 256 bits or more.",
+		Description: "Public keys of the leaf and the intermediates on the path clients build: RSA 2048 bits or more, EC 256 bits or more.",
 		Remediation: "Reissue the certificate with an RSA 2048-bit (or larger) or an ECDSA P-256 key.",
 		Standards:   []check.Ref{mc("AllCertificatesShouldHaveStrongKey.cs (RSA 2048, ECC 256)")},
 	},
 	{
 		ID: CertSigAlg, Family: "tls", Title: "Certificates signed with SHA-256 or stronger", Severity: check.Medium, Targets: hostMail,
-		Description: "Signature hash of the leaf and served intermediates: SHA-1 or MD5 fails.",
+		Description: "Signature hash of the leaf and the intermediates on the path clients build: SHA-1 or MD5 fails.",
 		Remediation: "Reissue the certificate (and replace any intermediate) signed with SHA-256 or stronger.",
 		Standards:   []check.Ref{refHSTSPre},
 	},
 	{
 		ID: CertRevoke, Family: "tls", Title: "Certificate not revoked", Severity: check.Medium, Targets: hostMail,
-		Description: "Revocation status of the leaf: a stapled OCSP response is used first (good passes, revoked fails, unknown warns); without one, the CRL at the leaf's http(s) distribution point is fetched: listed fails, not listed on a CRL signed by the issuer and current (next update still ahead) passes. Served intermediates are checked on their issuers' CRLs the same way. A CRL that cannot be fetched, is too large, malformed, badly signed or stale, or a leaf with neither, is unknown.",
+		Description: "Revocation status of the leaf: a stapled OCSP response counts when it is signed by the issuer on the path (or a responder it delegated to with id-kp-OCSPSigning), is for the leaf, and is current (good passes, revoked fails, unknown warns); otherwise the CRL at the leaf's http(s) distribution point decides: listed fails, not listed on a CRL signed by the issuer and current (next update still ahead) passes. The intermediates on the path are checked on their issuers' CRLs the same way. A CRL that cannot be fetched, is too large, malformed, badly signed or stale, with no usable staple, is unknown.",
 		Remediation: "If the certificate is revoked, replace it. Make sure the certificate's CRL distribution point (or OCSP stapling) is reachable and current.",
 		Standards:   []check.Ref{mc("NonRootCertificatesShouldNotAppearOnRevocationLists.cs, OcspValidator.cs, CrlValidator.cs")},
 	},
