@@ -134,8 +134,10 @@ func TestProtocolsOfTarpitIsUnknownWithinTimeout(t *testing.T) {
 			t.Errorf("%s: %s reason %q, want unknown/timeout", id, f.Outcome, f.Reason)
 		}
 	}
-	if srv.Conns() > 1 {
-		t.Errorf("%d connections to a tarpit; a stalled address should be found dead once", srv.Conns())
+	// The prober gives a stalled address a second hello (a server may
+	// hang on one hello and answer another), then counts it dead.
+	if srv.Conns() > 2 {
+		t.Errorf("%d connections to a tarpit; a stalled address should be found dead at its second stall", srv.Conns())
 	}
 }
 
