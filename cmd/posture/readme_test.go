@@ -46,8 +46,8 @@ func TestEveryCheckIsSpecified(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := string(b)
-	if i := strings.Index(spec, checksBegin); i >= 0 {
-		spec = spec[:i] // the generated table does not count
+	if i, j := strings.Index(spec, checksBegin), strings.Index(spec, checksEnd); i >= 0 && j > i {
+		spec = spec[:i] + spec[j:] // the generated table does not count
 	}
 	for _, m := range checks.Catalogue() {
 		if !strings.Contains(spec, "| `"+m.ID+"` |") {

@@ -27,18 +27,18 @@ import (
 // a dropped name, a dead host, repositories, extra CT names, expectations.
 func testCases() []Case {
 	return append([]Case{
-		{Name: "t-drop", Family: "dns", Build: func(d string) Domain {
+		{Name: "t-drop", Family: "t", Build: func(d string) Domain {
 			return Domain{Name: d,
 				Records: []string{d + `. 300 IN TXT "v=spf1 -all"`, "slow." + d + ". 300 IN A 192.0.2.1",
 					d + ". 300 IN MX 5 " + MX2 + "."},
 				Drop:   []string{"slow." + d},
 				Expect: []Expect{{Kind: check.KindDomain, Name: d, CheckID: "t.drop", Outcome: check.Unknown}}}
 		}},
-		{Name: "t-dead", Family: "web", Build: func(d string) Domain {
+		{Name: "t-dead", Family: "t", Build: func(d string) Domain {
 			return Domain{Name: d, Hosts: []Host{{Name: "www." + d, Web: &WebSpec{}, Dead: true}},
 				Expect: []Expect{{Kind: check.KindHost, Name: "www." + d, CheckID: "t.dead", Outcome: check.Unknown}}}
 		}},
-		{Name: "t-repos", Family: "repo", Build: func(d string) Domain {
+		{Name: "t-repos", Family: "t", Build: func(d string) Domain {
 			return Domain{Name: d, Repos: []Repo{{Name: "secrets-demo", Language: "Go"}},
 				CT:     []string{"portal." + d, "gone." + d},
 				Hosts:  []Host{{Name: "portal." + d, Web: &WebSpec{Cert: CertSpec{Key: KeyRSA2048}}}},
