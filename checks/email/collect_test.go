@@ -20,7 +20,9 @@ const zone = "example.nhs.uk"
 func serve(t *testing.T, zones []string, drop []string, records ...string) (*check.Env, *dnstest.Server) {
 	t.Helper()
 	if zones == nil {
-		zones = []string{zone}
+		// nhs.uk too: the DMARC walk ends at the public suffix above the
+		// organisational domain (_dmarc.nhs.uk), which must answer.
+		zones = []string{zone, "nhs.uk"}
 	}
 	srv, err := dnstest.Start(zones, records...)
 	if err != nil {
@@ -34,6 +36,20 @@ func serve(t *testing.T, zones []string, drop []string, records ...string) (*che
 
 func txt(owner, s string) string { return fmt.Sprintf(`%s. 300 IN TXT "%s"`, owner, s) }
 func a(owner string) string      { return owner + ". 300 IN A 192.0.2.1" }
+
+// dual gives owner an A and an AAAA record, so that it is void for no
+// sender.
+func dual(owner string) []string {
+	return []string{a(owner), owner + ". 300 IN AAAA 2001:db8::1"}
+}
+
+func join(groups ...[]string) []string {
+	var out []string
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}
 
 // run collects and evaluates one check on the domain asset name, and
 // returns the worst outcome per catalogue id, the findings and the typed
@@ -79,13 +95,12 @@ func TestSPFWalk(t *testing.T) {
 	}{
 		{
 			name: "eleven lookups through nested includes fail",
-			records: []string{
+			records: join([]string{
 				txt(d, "v=spf1 include:a._spf."+d+" include:b._spf."+d+" -all"),
 				txt("a._spf."+d, "v=spf1 include:c._spf."+d+" a:h1."+d+" a:h2."+d+" a:h3."+d+" -all"),
 				txt("c._spf."+d, "v=spf1 a:h4."+d+" a:h5."+d+" -all"),
 				txt("b._spf."+d, "v=spf1 a:h6."+d+" a:h7."+d+" exists:h1."+d+" -all"),
-				a("h1." + d), a("h2." + d), a("h3." + d), a("h4." + d), a("h5." + d), a("h6." + d), a("h7." + d),
-			},
+			}, dual("h1."+d), dual("h2."+d), dual("h3."+d), dual("h4."+d), dual("h5."+d), dual("h6."+d), dual("h7."+d)),
 			want:    map[string]check.Outcome{SPFLookups: check.Fail, SPFRecord: check.Pass, SPFVoid: check.Pass, SPFAll: check.Pass},
 			lookups: 11,
 		},
@@ -202,8 +217,8 @@ func TestSPFWalk(t *testing.T) {
 					t.Fatal("no expansion stored")
 				}
 				tl.add(ev.Policy)
-				if tl.lookups != tc.lookups || tl.void != tc.void {
-					t.Errorf("tally = %d lookups, %d void; want %d, %d", tl.lookups, tl.void, tc.lookups, tc.void)
+				if tl.lookups != tc.lookups || tl.void4 != tc.void {
+					t.Errorf("tally = %d lookups, %d void; want %d, %d", tl.lookups, tl.void4, tc.lookups, tc.void)
 				}
 			}
 		})
@@ -391,8 +406,8 @@ func TestDMARCDiscovery(t *testing.T) {
 				t.Errorf("applied record from %q, want %q", applied, tc.applied)
 			}
 			for _, w := range ev.Walk {
-				if w.Domain != d && !strings.HasSuffix(w.Domain, "."+d) {
-					t.Errorf("walk went above the organisational domain: %s", w.Domain)
+				if w.Domain != d && !strings.HasSuffix(w.Domain, "."+d) && w.Domain != "nhs.uk" {
+					t.Errorf("walk went above the organisational domain and its public suffix: %s", w.Domain)
 				}
 			}
 		})
@@ -401,18 +416,25 @@ func TestDMARCDiscovery(t *testing.T) {
 
 func TestWalkNames(t *testing.T) {
 	tests := []struct {
-		domain, org string
-		want        []string
+		domain, org, ps string
+		want            []string
 	}{
-		{"example.nhs.uk", "example.nhs.uk", []string{"example.nhs.uk"}},
-		{"a.b.example.nhs.uk", "example.nhs.uk", []string{"a.b.example.nhs.uk", "b.example.nhs.uk", "example.nhs.uk"}},
-		{"other.org", "example.nhs.uk", []string{"other.org"}},
-		{"1.2.3.4.5.6.7.8.9.10.x.org", "x.org", []string{"1.2.3.4.5.6.7.8.9.10.x.org", "5.6.7.8.9.10.x.org", "6.7.8.9.10.x.org", "7.8.9.10.x.org", "8.9.10.x.org", "9.10.x.org", "10.x.org", "x.org"}},
+		{"example.nhs.uk", "example.nhs.uk", "nhs.uk", []string{"example.nhs.uk", "nhs.uk"}},
+		{"a.b.example.nhs.uk", "example.nhs.uk", "nhs.uk", []string{"a.b.example.nhs.uk", "b.example.nhs.uk", "example.nhs.uk", "nhs.uk"}},
+		{"nhs.uk", "nhs.uk", "", []string{"nhs.uk"}},
+		{"other.org", "example.nhs.uk", "nhs.uk", []string{"other.org"}},
+		{"1.2.3.4.5.6.7.8.9.10.x.org", "x.org", "org", []string{"1.2.3.4.5.6.7.8.9.10.x.org", "6.7.8.9.10.x.org", "7.8.9.10.x.org", "8.9.10.x.org", "9.10.x.org", "10.x.org", "x.org", "org"}},
 	}
 	for _, tc := range tests {
-		got := walkNames(tc.domain, tc.org)
+		if ps := publicSuffixAbove(tc.domain, OrgDomain(tc.domain)); tc.org == OrgDomain(tc.domain) && ps != tc.ps {
+			t.Errorf("publicSuffixAbove(%s) = %q, want %q", tc.domain, ps, tc.ps)
+		}
+		got := walkNames(tc.domain, tc.org, tc.ps)
 		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
-			t.Errorf("walkNames(%s, %s) = %q, want %q", tc.domain, tc.org, got, tc.want)
+			t.Errorf("walkNames(%s, %s, %s) = %q, want %q", tc.domain, tc.org, tc.ps, got, tc.want)
+		}
+		if len(got) > maxWalkNames {
+			t.Errorf("walkNames(%s) asks %d names, limit %d", tc.domain, len(got), maxWalkNames)
 		}
 	}
 	if OrgDomain("mail.example.nhs.uk") != "example.nhs.uk" || OrgDomain("nhs.uk") != "nhs.uk" {

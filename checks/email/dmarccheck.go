@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -29,15 +30,27 @@ const (
 )
 
 // DMARCEvidence is what the DMARC collector saw.
+//
+// Version 2 (this one) differs from version 1 in that the walk goes on
+// above the organisational domain to its public suffix (RFC 9091 PSD
+// DMARC), a failed lookup there is stored in the walk rather than failing
+// the collection, and each level lists the records it discarded as broken.
 type DMARCEvidence struct {
 	Domain string `json:"domain"`
-	// OrgDomain is the organisational domain (public suffix list); the
-	// tree walk does not go above it.
+	// OrgDomain is the organisational domain (public suffix list).
 	OrgDomain string `json:"org_domain"`
+	// PublicSuffix is the public suffix above OrgDomain, whose _dmarc
+	// record is the last the walk asks for (RFC 9091: the public suffix
+	// domain's policy applies to organisational domains that publish
+	// none); "" when the domain is itself a public suffix.
+	PublicSuffix string `json:"public_suffix,omitempty"`
 	// Walk is each _dmarc name queried, from the domain upwards, until one
-	// held exactly one DMARC record.
+	// held exactly one DMARC record. Only the last level, at PublicSuffix,
+	// may hold a lookup that failed: below it a failure is a collection
+	// error.
 	Walk []DMARCLevel `json:"walk"`
-	// Applied is the index in Walk of the record in force, -1 for none.
+	// Applied is the index in Walk of the level whose single DMARC record
+	// stopped the walk (it may still carry no usable policy), -1 for none.
 	Applied int `json:"applied"`
 	// Reports are the external report destinations checked for
 	// authorisation (RFC 7489 §7.1).
@@ -52,6 +65,10 @@ type DMARCLevel struct {
 	Domain  string   `json:"domain"`
 	Lookup  Lookup   `json:"lookup"`            // TXT at _dmarc.<Domain>
 	Records []string `json:"records,omitempty"` // the v=DMARC1 records
+	// Discarded are the TXT strings meant as DMARC records that receivers
+	// discard because their version tag is wrong or out of place
+	// (dmarc.MeantAsDMARC): the walk goes on past them.
+	Discarded []string `json:"discarded,omitempty"`
 }
 
 // ReportAuth is one external report destination and its authorisation
@@ -72,7 +89,45 @@ func DMARC() check.Check {
 		Policy:   Settings,
 		Collect:  collectDMARC,
 		Evaluate: evaluateDMARC,
+		Version:  2,
+		Upgrade:  upgradeDMARC,
 	})
+}
+
+// upgradeDMARC reads version 1 evidence. Version 1 stored every TXT answer,
+// so the discarded records are recovered from them, and a walk that found a
+// record is complete. A walk that found none stopped at the organisational
+// domain without asking the public suffix: that level is added as a lookup
+// that could not tell, so the domain's own record is judged and the policy
+// in force is unknown until the next scan.
+func upgradeDMARC(version int, data json.RawMessage) (DMARCEvidence, error) {
+	var ev DMARCEvidence
+	if version != 1 {
+		return ev, fmt.Errorf("no upgrade from version %d", version)
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return ev, err
+	}
+	for i := range ev.Walk {
+		ev.Walk[i].Discarded = discarded(ev.Walk[i].Lookup.Answers)
+	}
+	if ps := publicSuffixAbove(ev.Domain, ev.OrgDomain); ev.Applied < 0 && ps != "" && len(ev.Walk) > 0 {
+		ev.PublicSuffix = ps
+		ev.Walk = append(ev.Walk, DMARCLevel{Domain: ps, Lookup: Lookup{Name: "_dmarc." + ps, Type: "TXT",
+			Error: "not looked up: this evidence was collected before the scanner looked for public-suffix DMARC policies; scan again",
+			Class: string(check.ErrEvidenceVersion)}})
+	}
+	return ev, nil
+}
+
+func discarded(answers []string) []string {
+	var out []string
+	for _, s := range answers {
+		if dmarc.MeantAsDMARC(s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 var rfc9989 = check.Ref{Standard: "RFC 9989 (DMARCbis)", Section: "DNS tree walk; pct removed, t= added", URL: "https://www.rfc-editor.org/rfc/rfc9989", Status: "secondary"}
@@ -136,10 +191,28 @@ func OrgDomain(name string) string {
 	return org
 }
 
+// publicSuffixAbove returns the public suffix directly above the
+// organisational domain org of domain, "" when there is none (the domain
+// is itself a public suffix, or org is not a registrable domain).
+func publicSuffixAbove(domain, org string) string {
+	ps, _ := publicsuffix.PublicSuffix(domain)
+	if ps == "" || ps == org || !strings.HasSuffix(org, "."+ps) {
+		return ""
+	}
+	return ps
+}
+
 // walkNames lists the names whose _dmarc record the tree walk queries:
-// the domain, then each parent up to the organisational domain, at most 8
-// (RFC 9989 skips to the last 7 labels when there are more).
-func walkNames(domain, org string) []string {
+// the domain, then each parent up to the organisational domain, then the
+// public suffix ps above it when there is one, at most 8 in all (RFC 9989
+// §4.10 skips to the last 7 labels when there are more).
+//
+// The walk stops at the public suffix where RFC 9091 puts a PSD's policy
+// (nhs.uk for an NHS domain). RFC 9989's walk would go on to the top-level
+// domain (_dmarc.uk); that name is not asked: no policy is published there
+// for the estates this tool scans, and one more name that can fail to
+// answer would make every domain without a record of its own unknown.
+func walkNames(domain, org, ps string) []string {
 	if domain != org && !strings.HasSuffix(domain, "."+org) {
 		return []string{domain}
 	}
@@ -147,6 +220,9 @@ func walkNames(domain, org string) []string {
 	for n := domain; n != org; {
 		_, n, _ = strings.Cut(n, ".")
 		names = append(names, n)
+	}
+	if ps != "" && strings.HasSuffix(org, "."+ps) {
+		names = append(names, ps)
 	}
 	if len(names) > maxWalkNames {
 		names = append(names[:1], names[len(names)-(maxWalkNames-1):]...)
@@ -158,28 +234,41 @@ func collectDMARC(ctx context.Context, env *check.Env, a check.Asset) (DMARCEvid
 	r := dnsq.Over(env.DNS)
 	domain := strings.TrimSuffix(strings.ToLower(a.Name), ".")
 	ev := DMARCEvidence{Domain: domain, OrgDomain: OrgDomain(domain), Applied: -1}
-	for _, name := range walkNames(domain, ev.OrgDomain) {
+	ev.PublicSuffix = publicSuffixAbove(domain, ev.OrgDomain)
+	for _, name := range walkNames(domain, ev.OrgDomain, ev.PublicSuffix) {
 		l := query(ctx, r, "_dmarc."+name, dns.TypeTXT)
-		if l.failed() {
-			return ev, fmt.Errorf("dmarc: lookup TXT _dmarc.%s: %w", name, &lookupErr{l})
-		}
 		lv := DMARCLevel{Domain: name, Lookup: l}
+		if l.failed() {
+			if name != ev.PublicSuffix {
+				return ev, fmt.Errorf("dmarc: lookup TXT _dmarc.%s: %w", name, &lookupErr{l})
+			}
+			// Whether a public-suffix policy applies cannot be told, but
+			// the domain's own names answered: keep what they say.
+			ev.Walk = append(ev.Walk, lv)
+			break
+		}
 		for _, s := range l.Answers {
 			if dmarc.IsDMARC(s) {
 				lv.Records = append(lv.Records, s)
 			}
 		}
+		lv.Discarded = discarded(l.Answers)
 		ev.Walk = append(ev.Walk, lv)
-		// RFC 9989: more than one record at a name are all discarded and
-		// the walk goes on.
+		// RFC 7489 §6.6.3 step 2 and RFC 9989 §4.10 step 2: records that
+		// do not start with v=DMARC1 are discarded, and more than one
+		// record at a name are all discarded (RFC 9989; RFC 7489 stopped
+		// there with no policy): the walk goes on to the parent.
 		if len(lv.Records) == 1 {
 			ev.Applied = len(ev.Walk) - 1
 			break
 		}
 	}
+	// External report destinations are checked for the domain's own
+	// records; a public-suffix policy's reports go to its operator, not
+	// to this domain's owner, whatever they authorise.
 	if ev.Applied >= 0 {
 		lv := ev.Walk[ev.Applied]
-		if rec, err := dmarc.Parse(lv.Records[0]); err == nil {
+		if rec, err := dmarc.Parse(lv.Records[0]); err == nil && !publicSuffixPolicy(ev, ev.Applied, rec) {
 			ev.Reports = authoriseReports(ctx, env, lv.Domain, rec)
 		}
 	}
@@ -189,6 +278,19 @@ func collectDMARC(ctx context.Context, env *check.Env, a check.Asset) (DMARCEvid
 		return ev, err
 	}
 	return ev, nil
+}
+
+// publicSuffixPolicy reports whether the record at Walk[i] is a public
+// suffix domain's policy for this domain: it was found at the public suffix
+// above the organisational domain (RFC 9091), or it declares psd=y at a
+// parent of the domain (RFC 9989 §4.7: the domain below it is then an
+// organisational domain of its own).
+func publicSuffixPolicy(ev DMARCEvidence, i int, rec *dmarc.Record) bool {
+	lv := ev.Walk[i]
+	if lv.Domain == ev.Domain {
+		return false
+	}
+	return lv.Domain == ev.PublicSuffix || rec != nil && rec.PSD == "y"
 }
 
 // authoriseReports looks up the authorisation record of each external

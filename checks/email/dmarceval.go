@@ -18,6 +18,77 @@ const (
 	ruleDMARCReporting = "dmarc-aggregate-reports-received"
 )
 
+// dmarcState is what the walk found in force for the domain.
+type dmarcState struct {
+	lv  DMARCLevel    // the level whose record stopped the walk
+	at  int           // its index in the walk, -1 when none did
+	rec *dmarc.Record // the record in force (nil: no DMARC policy applies)
+	err error         // why the record that stopped the walk applies no policy
+	psd bool          // rec is a public suffix domain's policy
+	// failed is the public-suffix lookup that could not tell, when no
+	// record of the domain's own stopped the walk.
+	failed *Lookup
+}
+
+func dmarcDiscover(ev DMARCEvidence) dmarcState {
+	st := dmarcState{at: -1}
+	if ev.Applied >= 0 && ev.Applied < len(ev.Walk) && len(ev.Walk[ev.Applied].Records) > 0 {
+		st.at, st.lv = ev.Applied, ev.Walk[ev.Applied]
+		st.rec, st.err = dmarc.Parse(st.lv.Records[0])
+		st.psd = publicSuffixPolicy(ev, st.at, st.rec)
+		return st
+	}
+	if last := ev.Walk[len(ev.Walk)-1].Lookup; last.failed() {
+		st.failed = &last
+	}
+	return st
+}
+
+// inherited: the record in force was found at a parent of the domain.
+func (st dmarcState) inherited(ev DMARCEvidence) bool { return st.at >= 0 && st.lv.Domain != ev.Domain }
+
+// source names where the policy in force comes from.
+func (st dmarcState) source(ev DMARCEvidence) string {
+	switch {
+	case st.psd:
+		return "the public-suffix policy at _dmarc." + st.lv.Domain
+	case st.inherited(ev):
+		return "the record of " + st.lv.Domain
+	}
+	return "the record at _dmarc." + ev.Domain
+}
+
+// effective is the policy that applies to the domain and the tag it comes
+// from: p at the domain itself; sp (else p) from a parent or a public
+// suffix, for which the domain is an existing subdomain (RFC 9989 §4.10.1;
+// RFC 9091 §3.2: np applies only to names that do not exist, and a scanned
+// domain exists).
+func (st dmarcState) effective(ev DMARCEvidence) (policy, tag string) {
+	if st.inherited(ev) && st.rec.SP != "" {
+		return st.rec.SP, "sp"
+	}
+	return st.rec.P, "p"
+}
+
+// inForce says, for the record finding, what applies to the domain.
+func (st dmarcState) inForce(ev DMARCEvidence) string {
+	switch {
+	case st.rec != nil:
+		p, tag := st.effective(ev)
+		what := "the policy in force is " + st.source(ev)
+		if st.rec.PolicyError != "" {
+			return what + ", read as p=none because its policy is unusable (" + st.rec.PolicyError + ")"
+		}
+		return fmt.Sprintf("%s (%s=%s)", what, tag, p)
+	case st.at >= 0:
+		return fmt.Sprintf("the record at _dmarc.%s stops the search but has no usable policy (%v), so no DMARC policy is in force",
+			st.lv.Domain, strings.TrimPrefix(st.err.Error(), "dmarc: "))
+	case st.failed != nil:
+		return "whether a public-suffix policy applies could not be told (" + st.failed.Name + ": " + st.failed.Error + ")"
+	}
+	return "no other DMARC record applies, so no DMARC policy is in force for this domain"
+}
+
 func evaluateDMARC(in check.In[DMARCEvidence]) []check.Finding {
 	ev, pol := in.Evidence, Settings.Get(in.Policy)
 	if len(ev.Walk) == 0 {
@@ -28,55 +99,86 @@ func evaluateDMARC(in check.In[DMARCEvidence]) []check.Finding {
 		return out
 	}
 	class := classify(ev.MX, spfRecords(ev.TXT.Answers), ev.TXT.Error, ev.TXT.Class)
-
-	var rec *dmarc.Record
-	var parseErr error
-	var lv DMARCLevel
-	if ev.Applied >= 0 && ev.Applied < len(ev.Walk) {
-		lv = ev.Walk[ev.Applied]
-		rec, parseErr = dmarc.Parse(lv.Records[0])
-	}
-	out := []check.Finding{dmarcRecordFinding(ev, lv, rec, parseErr, pol.DMARCMaxLength)}
-	if rec == nil {
+	st := dmarcDiscover(ev)
+	out := []check.Finding{dmarcRecordFinding(ev, st, pol.DMARCMaxLength)}
+	rest := [][2]string{{DMARCPolicy, ruleDMARCPolicy}, {DMARCSPNP, ruleDMARCSPNP}, {DMARCScope, ruleDMARCScope}, {DMARCReporting, ruleDMARCReporting}}
+	switch {
+	case st.rec == nil && st.failed != nil:
+		why := "no DMARC record of the domain's own applies, and " + st.inForce(ev)
+		for _, x := range rest {
+			out = append(out, unknown(x[0], x[1], why, st.failed.Class))
+		}
+		return out
+	case st.rec == nil:
 		why := "no valid DMARC record is in force (see email.dmarc.record)"
-		for _, x := range [][2]string{{DMARCPolicy, ruleDMARCPolicy}, {DMARCSPNP, ruleDMARCSPNP}, {DMARCScope, ruleDMARCScope}, {DMARCReporting, ruleDMARCReporting}} {
+		if st.at >= 0 {
+			why = st.inForce(ev) + " (see email.dmarc.record)"
+		}
+		for _, x := range rest {
 			out = append(out, finding(x[0], x[1], check.NA, why, ""))
 		}
 		return out
 	}
-	inherited := lv.Domain != ev.Domain
-	out = append(out, byClass(class, func(parked bool) check.Finding { return dmarcPolicyFinding(ev, lv, rec, inherited, parked, pol) }))
+	out = append(out, byClass(class, func(parked bool) check.Finding { return dmarcPolicyFinding(ev, st, parked, pol) }))
 	if class.Known && class.Parked() {
-		out = append(out, dmarcAlignmentFinding(rec))
+		out = append(out, dmarcAlignmentFinding(st.rec))
 	}
-	out = append(out, byClass(class, func(parked bool) check.Finding { return dmarcSPNPFinding(lv, rec, parked) }))
-	out = append(out, dmarcScopeFinding(rec))
-	out = append(out, dmarcReportingFinding(ev, rec, pol.DMARCMaxRUAURIs))
+	out = append(out, byClass(class, func(parked bool) check.Finding { return dmarcSPNPFinding(ev, st, parked) }))
+	out = append(out, dmarcScopeFinding(st.rec))
+	out = append(out, dmarcReportingFinding(ev, st, pol.DMARCMaxRUAURIs))
 	return out
 }
 
-func dmarcRecordFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, parseErr error, maxLen int) check.Finding {
+const remedyBrokenDMARC = "Correct the DMARC record: v=DMARC1 must be the first tag, tags are separated by \";\", " +
+	"p= must be none, quarantine or reject, and each tag may appear once with a valid value."
+
+// dmarcRecordFinding judges the record at _dmarc.<domain> itself, and
+// through it what the owner published: a record meant as DMARC that
+// receivers discard is a fail even when a parent's policy then applies,
+// and a domain relying only on a public suffix's policy has no record of
+// its own (the GOV.UK standard wants every domain to publish one; the
+// public-suffix policy is a backstop its owner does not control and sends
+// it no reports): fail, with the policy in force named.
+func dmarcRecordFinding(ev DMARCEvidence, st dmarcState, maxLen int) check.Finding {
 	id, rule := DMARCRecord, ruleDMARCRecord
 	own := ev.Walk[0]
 	if n := len(own.Records); n > 1 {
-		msg := fmt.Sprintf("%d DMARC records at _dmarc.%s: receivers discard them all (%s)", n, ev.Domain, quoteAll(own.Records))
+		msg := fmt.Sprintf("%d DMARC records at _dmarc.%s: receivers discard them all (%s); %s", n, ev.Domain, quoteAll(own.Records), st.inForce(ev))
 		return finding(id, rule, check.Fail, msg, "Merge the DMARC records at _dmarc."+ev.Domain+" into one and delete the others.")
 	}
-	if rec == nil && parseErr == nil {
-		msg := fmt.Sprintf("no DMARC record at _dmarc.%s", ev.Domain)
-		if len(ev.Walk) > 1 {
-			names := make([]string, 0, len(ev.Walk)-1)
-			for _, w := range ev.Walk[1:] {
-				names = append(names, "_dmarc."+w.Domain)
+	if len(own.Records) == 0 && len(own.Discarded) > 0 {
+		var what []string
+		disagree := ""
+		for _, s := range own.Discarded {
+			why := dmarc.WhyNotDMARC(s)
+			what = append(what, fmt.Sprintf("%q (%s)", clipQ(s), why))
+			if strings.Contains(why, "not the first tag") {
+				// OpenDMARC takes the first TXT string holding "v=DMARC"
+				// and reads v= wherever it is.
+				disagree = " (a few receivers, such as OpenDMARC, still read a record whose version tag is out of place, so receivers disagree about this domain's policy)"
 			}
-			msg += " nor at " + strings.Join(names, ", ") + " (tree walk up to the organisational domain " + ev.OrgDomain + ")"
 		}
-		for _, w := range ev.Walk {
-			for _, s := range w.Lookup.Answers {
-				if dmarc.MentionsDMARC(s) {
-					msg += fmt.Sprintf("; the TXT record %q at _dmarc.%s names v=DMARC1 but not as its first tag, so receivers ignore it", clipQ(s), w.Domain)
-				}
+		msg := fmt.Sprintf("the TXT record at _dmarc.%s is meant as DMARC but is not a valid DMARC record, so receivers discard it: %s%s; %s",
+			ev.Domain, strings.Join(what, "; "), disagree, st.inForce(ev))
+		return finding(id, rule, check.Fail, msg,
+			"Replace the TXT record at _dmarc."+ev.Domain+" with a valid one: v=DMARC1 first, then the other tags, each followed by \";\", for example \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@"+ev.Domain+"\".")
+	}
+	if len(own.Records) == 0 && st.psd {
+		msg := fmt.Sprintf("no DMARC record at _dmarc.%s%s; %s, which the domain's owner does not control and whose reports do not go to them",
+			ev.Domain, walkedPast(ev, st.at), st.inForce(ev))
+		return finding(id, rule, check.Fail, msg,
+			"Publish your own DMARC record at _dmarc."+ev.Domain+", such as \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@"+ev.Domain+
+				"\": the public-suffix policy at _dmarc."+st.lv.Domain+" is only a backstop for domains that publish none.")
+	}
+	if st.at < 0 {
+		msg := fmt.Sprintf("no DMARC record at _dmarc.%s%s", ev.Domain, walkedPast(ev, len(ev.Walk)))
+		for _, w := range ev.Walk[1:] {
+			for _, s := range w.Discarded {
+				msg += fmt.Sprintf("; the TXT record %q at _dmarc.%s is meant as DMARC but receivers discard it (%s)", clipQ(s), w.Domain, dmarc.WhyNotDMARC(s))
 			}
+		}
+		if st.failed != nil {
+			msg += "; " + st.inForce(ev)
 		}
 		remedy := "Publish a TXT record at _dmarc." + ev.Domain + " such as \"v=DMARC1; p=none; rua=mailto:dmarc-reports@" + ev.Domain +
 			"\" to start receiving reports, then move to p=quarantine and p=reject."
@@ -86,34 +188,101 @@ func dmarcRecordFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, pars
 		}
 		return finding(id, rule, check.Fail, msg, remedy)
 	}
-	if parseErr != nil {
-		return finding(id, rule, check.Fail,
-			fmt.Sprintf("the DMARC record at _dmarc.%s is malformed (%v): %q", lv.Domain, strings.TrimPrefix(parseErr.Error(), "dmarc: "), clipQ(lv.Records[0])),
-			"Correct the DMARC record: v=DMARC1 must be the first tag, p= must be none, quarantine or reject, and each tag may appear once with a valid value.")
+
+	// One record stopped the walk, at the domain or at a parent within its
+	// organisation: judge it.
+	where, record := st.lv.Domain, st.lv.Records[0]
+	prefix := ""
+	if where != ev.Domain {
+		prefix = fmt.Sprintf("no record at _dmarc.%s; the record at _dmarc.%s applies (tree walk), but ", ev.Domain, where)
 	}
-	if n := len(lv.Records[0]); n > maxLen {
+	if st.err != nil {
+		return finding(id, rule, check.Fail,
+			fmt.Sprintf("%sthe DMARC record at _dmarc.%s has no usable policy (%v): %q", prefix, where, strings.TrimPrefix(st.err.Error(), "dmarc: "), clipQ(record)),
+			remedyBrokenDMARC)
+	}
+	if st.rec.PolicyError != "" {
+		return finding(id, rule, check.Fail,
+			fmt.Sprintf("%sthe DMARC record at _dmarc.%s has no usable policy (%s): receivers act as if it said p=none because rua= names a report address: %q",
+				prefix, where, st.rec.PolicyError, clipQ(record)),
+			remedyBrokenDMARC)
+	}
+	if n := len(record); n > maxLen {
 		f := finding(id, rule, check.Fail,
-			fmt.Sprintf("the DMARC record at _dmarc.%s is %d characters (limit %d)", lv.Domain, n, maxLen),
+			fmt.Sprintf("%sthe DMARC record at _dmarc.%s is %d characters (limit %d)", prefix, where, n, maxLen),
 			"Shorten the DMARC record: remove default-valued tags and extra report addresses.")
 		f.Severity = check.Medium
 		return f
 	}
-	if lv.Domain != ev.Domain {
-		return finding(id, rule, check.Pass, fmt.Sprintf("no record at _dmarc.%s; the record at _dmarc.%s applies (tree walk): %q", ev.Domain, lv.Domain, clipQ(lv.Records[0])), "")
+	var ignored []string
+	ignored = append(ignored, st.rec.Ignored...)
+	for _, s := range st.lv.Discarded {
+		ignored = append(ignored, fmt.Sprintf("another TXT record there, %q, is meant as DMARC but is not valid (%s): receivers that take the first TXT record naming v=DMARC may read it instead",
+			clipQ(s), dmarc.WhyNotDMARC(s)))
 	}
-	return finding(id, rule, check.Pass, fmt.Sprintf("one DMARC record at _dmarc.%s: %q", ev.Domain, clipQ(lv.Records[0])), "")
+	if len(ignored) > 0 {
+		// RFC 7489 §6.3, RFC 9989 §4.8: the rest of the record stands, so
+		// the policy is judged as published; the defect is a syntax one.
+		if prefix == "" {
+			prefix = "the DMARC record at _dmarc." + where + " applies, but "
+		}
+		f := finding(id, rule, check.Warn,
+			fmt.Sprintf("%sreceivers ignore part of it: %s; record: %q", prefix, strings.Join(ignored, "; "), clipQ(record)),
+			"Correct or remove the parts of the DMARC record named in the message: receivers skip them and use the defaults. "+remedyBrokenDMARC)
+		f.Severity = check.Low
+		return f
+	}
+	if where != ev.Domain {
+		return finding(id, rule, check.Pass, fmt.Sprintf("no record at _dmarc.%s; the record at _dmarc.%s applies (tree walk): %q", ev.Domain, where, clipQ(record)), "")
+	}
+	return finding(id, rule, check.Pass, fmt.Sprintf("one DMARC record at _dmarc.%s: %q", ev.Domain, clipQ(record)), "")
 }
 
-func dmarcPolicyFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, inherited, parked bool, pol Policy) check.Finding {
-	id, rule := DMARCPolicy, ruleDMARCPolicy
-	p, seen := rec.P, "p="+rec.P
-	if inherited {
-		p = rec.SubdomainPolicy()
-		if rec.SP != "" {
-			seen = fmt.Sprintf("sp=%s in the record of %s (p=%s there), which applies to this subdomain", rec.SP, lv.Domain, rec.P)
-		} else {
-			seen = fmt.Sprintf("p=%s in the record of %s, which applies to this subdomain", rec.P, lv.Domain)
+// walkedPast names the _dmarc names above the domain that the walk asked,
+// up to (not including) level end.
+func walkedPast(ev DMARCEvidence, end int) string {
+	var names []string
+	for i := 1; i < end && i < len(ev.Walk); i++ {
+		if !ev.Walk[i].Lookup.failed() {
+			names = append(names, "_dmarc."+ev.Walk[i].Domain)
 		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	upTo := "up to the organisational domain " + ev.OrgDomain
+	if ev.PublicSuffix != "" && walkAsked(ev, ev.PublicSuffix, end) {
+		upTo += " and its public suffix " + ev.PublicSuffix
+	}
+	return " nor at " + strings.Join(names, ", ") + " (tree walk " + upTo + ")"
+}
+
+func walkAsked(ev DMARCEvidence, domain string, end int) bool {
+	for i := 0; i < end && i < len(ev.Walk); i++ {
+		if ev.Walk[i].Domain == domain && !ev.Walk[i].Lookup.failed() {
+			return true
+		}
+	}
+	return false
+}
+
+func dmarcPolicyFinding(ev DMARCEvidence, st dmarcState, parked bool, pol Policy) check.Finding {
+	id, rule := DMARCPolicy, ruleDMARCPolicy
+	rec := st.rec
+	p, tag := st.effective(ev)
+	var seen string
+	switch {
+	case st.psd:
+		seen = fmt.Sprintf("%s=%s in the public-suffix policy at _dmarc.%s, in force because %s publishes no DMARC record of its own", tag, p, st.lv.Domain, ev.Domain)
+	case st.inherited(ev) && tag == "sp":
+		seen = fmt.Sprintf("sp=%s in the record of %s (p=%s there), which applies to this subdomain", rec.SP, st.lv.Domain, rec.P)
+	case st.inherited(ev):
+		seen = fmt.Sprintf("p=%s in the record of %s, which applies to this subdomain", rec.P, st.lv.Domain)
+	default:
+		seen = "p=" + rec.P
+	}
+	if rec.PolicyError != "" {
+		seen += "; the record's policy is unusable (" + rec.PolicyError + "), so receivers read it as p=none"
 	}
 	switch {
 	case p == "reject":
@@ -129,11 +298,15 @@ func dmarcPolicyFinding(ev DMARCEvidence, lv DMARCLevel, rec *dmarc.Record, inhe
 		return finding(id, rule, check.Pass, "DMARC policy in force is quarantine ("+seen+")", "")
 	}
 	remedy := "Your DMARC policy only monitors: mail that fails is still delivered. Use the aggregate reports to fix your senders, then set \"p=quarantine\" and then \"p=reject\"."
-	if inherited && rec.SP == "none" {
-		remedy = "The parent domain's record sets \"sp=none\", which switches enforcement off for its subdomains. Remove sp=none from the record at _dmarc." + lv.Domain + " (or set sp=reject), or publish a record with p=reject at _dmarc." + ev.Domain + "."
-	}
-	if parked {
+	switch {
+	case parked:
 		remedy = "This domain sends no mail: set \"p=reject\" so that every message using its name is refused."
+	case rec.PolicyError != "":
+		remedy = "Correct the policy of the DMARC record at _dmarc." + st.lv.Domain + " (p= must be none, quarantine or reject; sp= and np= likewise): until then receivers treat it as p=none."
+	case st.psd:
+		remedy = "Publish your own DMARC record at _dmarc." + ev.Domain + " with \"p=reject\" (once your reports show your legitimate mail passes): the public-suffix policy does not enforce for you."
+	case st.inherited(ev) && rec.SP == "none":
+		remedy = "The parent domain's record sets \"sp=none\", which switches enforcement off for its subdomains. Remove sp=none from the record at _dmarc." + st.lv.Domain + " (or set sp=reject), or publish a record with p=reject at _dmarc." + ev.Domain + "."
 	}
 	return finding(id, rule, check.Fail, "DMARC policy in force is none ("+seen+"): failing mail is delivered as normal", remedy)
 }
@@ -158,8 +331,9 @@ func dmarcAlignmentFinding(rec *dmarc.Record) check.Finding {
 	return f
 }
 
-func dmarcSPNPFinding(lv DMARCLevel, rec *dmarc.Record, parked bool) check.Finding {
+func dmarcSPNPFinding(ev DMARCEvidence, st dmarcState, parked bool) check.Finding {
 	id, rule := DMARCSPNP, ruleDMARCSPNP
+	rec := st.rec
 	var bad []string
 	if rec.SP == "none" {
 		bad = append(bad, "sp=none switches enforcement off for subdomains")
@@ -170,9 +344,16 @@ func dmarcSPNPFinding(lv DMARCLevel, rec *dmarc.Record, parked bool) check.Findi
 	if parked && rec.SP != "none" && rec.SubdomainPolicy() != "reject" {
 		bad = append(bad, "the domain sends no mail but its subdomain policy is "+rec.SubdomainPolicy()+", not reject")
 	}
+	where := "in the record at _dmarc." + st.lv.Domain
+	if st.psd {
+		where = "in the public-suffix policy at _dmarc." + st.lv.Domain + " (in force because " + ev.Domain + " publishes none)"
+	}
 	if len(bad) > 0 {
-		return finding(id, rule, check.Fail, fmt.Sprintf("in the record at _dmarc.%s: %s", lv.Domain, strings.Join(bad, "; ")),
-			"Set \"sp=reject\" in the DMARC record (or remove sp= so subdomains follow p=), and remove np=none.")
+		remedy := "Set \"sp=reject\" in the DMARC record (or remove sp= so subdomains follow p=), and remove np=none."
+		if st.psd {
+			remedy = "Publish your own DMARC record at _dmarc." + ev.Domain + " with \"p=reject\" (and no sp=none or np=none): the public-suffix policy is not yours to change."
+		}
+		return finding(id, rule, check.Fail, fmt.Sprintf("%s: %s", where, strings.Join(bad, "; ")), remedy)
 	}
 	seen := []string{}
 	for _, t := range []struct{ n, v string }{{"sp", rec.SP}, {"np", rec.NP}} {
@@ -181,9 +362,9 @@ func dmarcSPNPFinding(lv DMARCLevel, rec *dmarc.Record, parked bool) check.Findi
 		}
 	}
 	if len(seen) == 0 {
-		return finding(id, rule, check.Pass, "no sp= or np=: subdomains follow p="+rec.P, "")
+		return finding(id, rule, check.Pass, "no sp= or np= "+where+": subdomains follow p="+rec.P, "")
 	}
-	return finding(id, rule, check.Pass, strings.Join(seen, "; "), "")
+	return finding(id, rule, check.Pass, strings.Join(seen, "; ")+" "+where, "")
 }
 
 func dmarcScopeFinding(rec *dmarc.Record) check.Finding {
@@ -204,8 +385,15 @@ func dmarcScopeFinding(rec *dmarc.Record) check.Finding {
 	return finding(id, rule, check.Pass, "no pct (so 100) and no t=y: the policy applies to all failing mail", "")
 }
 
-func dmarcReportingFinding(ev DMARCEvidence, rec *dmarc.Record, maxURIs int) check.Finding {
+func dmarcReportingFinding(ev DMARCEvidence, st dmarcState, maxURIs int) check.Finding {
 	id, rule := DMARCReporting, ruleDMARCReporting
+	rec := st.rec
+	if st.psd {
+		return finding(id, rule, check.Fail,
+			fmt.Sprintf("no DMARC reports about %s reach its owner: the policy in force is the public-suffix policy at _dmarc.%s, whose reports (if any) go to the public suffix's operator",
+				ev.Domain, st.lv.Domain),
+			"Publish your own DMARC record at _dmarc."+ev.Domain+" with \"rua=mailto:<a mailbox or reporting service you read>\".")
+	}
 	for _, u := range rec.RUF {
 		if u.Addr == dmarc.NCSCLegacyRUA {
 			return finding(id, rule, check.Fail, "ruf= names the NCSC aggregate-report address "+dmarc.NCSCLegacyRUA+", which must not receive failure reports",
@@ -219,7 +407,7 @@ func dmarcReportingFinding(ev DMARCEvidence, rec *dmarc.Record, maxURIs int) che
 	for _, ra := range ev.Reports {
 		auth[ra.Domain] = ra
 	}
-	org := OrgDomain(ev.Walk[ev.Applied].Domain)
+	org := OrgDomain(st.lv.Domain)
 	var working, ncsc, unauth, couldNot, notes []string
 	reason := ""
 	seen := map[string]bool{}

@@ -33,12 +33,27 @@ func spfEv(record string, mx Lookup, terms ...SPFTerm) SPFEvidence {
 
 func mech(q, name string) SPFTerm { return SPFTerm{Term: q + name, Name: name, Qualifier: q} }
 
+// lookupTerms builds n a terms, the first void of them looking up a name
+// that does not exist.
 func lookupTerms(n int, void int) []SPFTerm {
 	var out []SPFTerm
 	for i := 0; i < n; i++ {
-		out = append(out, SPFTerm{Term: "a:h.example.nhs.uk", Name: "a", Qualifier: "+", Lookup: true, Void: i < void})
+		out = append(out, aTerm("h.example.nhs.uk", i < void, i < void))
 	}
 	return out
+}
+
+// aTerm is an a term whose A and AAAA lookups are void or not.
+func aTerm(host string, void4, void6 bool) SPFTerm {
+	q := func(typ string, void bool) Lookup {
+		l := Lookup{Name: host, Type: typ, Rcode: "NOERROR", Void: void}
+		if !void {
+			l.Answers = []string{map[string]string{"A": "192.0.2.1", "AAAA": "2001:db8::1"}[typ]}
+		}
+		return l
+	}
+	return SPFTerm{Term: "a:" + host, Name: "a", Qualifier: "+", Lookup: true, Target: host, Void: void4,
+		Queries: []Lookup{q("A", void4), q("AAAA", void6)}}
 }
 
 func TestEvaluateSPF(t *testing.T) {
@@ -80,6 +95,8 @@ func TestEvaluateSPF(t *testing.T) {
 			map[string]check.Outcome{SPFLookups: check.Pass}},
 		{"2 void lookups pass", spfEv("v=spf1 a -all", receiving, append(lookupTerms(3, 2), mech("-", "all"))...), nil,
 			map[string]check.Outcome{SPFVoid: check.Pass}},
+		{"3 void lookups fail", spfEv("v=spf1 a -all", receiving, append(lookupTerms(3, 3), mech("-", "all"))...), nil,
+			map[string]check.Outcome{SPFVoid: check.Fail}},
 		{"3 void lookups pass under a policy limit of 3", spfEv("v=spf1 a -all", receiving, append(lookupTerms(3, 3), mech("-", "all"))...), lenient,
 			map[string]check.Outcome{SPFVoid: check.Pass}},
 		{"a capped walk over the limit fails", spfEv("v=spf1 a -all", receiving,
@@ -185,7 +202,11 @@ func TestEvaluateDMARC(t *testing.T) {
 			map[string]check.Outcome{DMARCReporting: check.Pass}},
 		{"unchecked external destination is unknown", withReports("v=DMARC1; p=reject; rua=mailto:x@r.example"), nil,
 			map[string]check.Outcome{DMARCReporting: check.Unknown}},
-		{"malformed record", dmarcEv("v=DMARC1; p=reject; pct=abc", receiving), nil,
+		{"an invalid optional tag warns and the policy stands", dmarcEv("v=DMARC1; p=reject; pct=abc", receiving), nil,
+			map[string]check.Outcome{DMARCRecord: check.Warn, DMARCPolicy: check.Pass, DMARCSPNP: check.Pass, DMARCScope: check.Pass, DMARCReporting: check.Fail}},
+		{"an unusable policy with rua is p=none", dmarcEv("v=DMARC1; p=bogus"+rua, receiving), nil,
+			map[string]check.Outcome{DMARCRecord: check.Fail, DMARCPolicy: check.Fail, DMARCSPNP: check.Pass, DMARCScope: check.Pass, DMARCReporting: check.Pass}},
+		{"an unusable policy without rua applies nothing", dmarcEv("v=DMARC1; p=bogus", receiving), nil,
 			map[string]check.Outcome{DMARCRecord: check.Fail, DMARCPolicy: check.NA, DMARCSPNP: check.NA, DMARCScope: check.NA, DMARCReporting: check.NA}},
 	}
 	for _, tc := range tests {

@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,9 +43,20 @@ const (
 	probMacro    = "macro"            // needs the sender to expand: not followed
 	probCap      = "not-followed"     // past the walk bounds
 	probIgnored  = "ignored"          // redirect next to all: never used
+	probAfterAll = "after-all"        // mechanism after all: never evaluated
+	// probUnresolved: an mx term whose hosts' addresses were not looked up
+	// (past the query budget, or version 1 evidence): its void lookups
+	// are not known.
+	probUnresolved = "targets-not-resolved"
 )
 
 // SPFEvidence is what the SPF collector saw.
+//
+// Version 2 (this one) differs from version 1 in that mechanisms after all
+// are recorded but not looked up, an mx term also looks up the A and AAAA
+// records of its hosts, and a failed address lookup (A or AAAA) is left in
+// the term's Queries for Evaluate to weigh per address family instead of
+// marking the term temperror.
 type SPFEvidence struct {
 	Domain string `json:"domain"`
 	// TXT is the TXT lookup at the domain (all strings, the response size).
@@ -81,18 +93,22 @@ type SPFNode struct {
 
 // SPFTerm is one term of a record and the lookups it caused.
 type SPFTerm struct {
-	Term      string   `json:"term"`
-	Name      string   `json:"name"`
-	Qualifier string   `json:"qualifier,omitempty"` // mechanisms only
-	Modifier  bool     `json:"modifier,omitempty"`
-	Lookup    bool     `json:"lookup,omitempty"` // counts toward the lookup limit
-	Target    string   `json:"target,omitempty"` // the name queried
-	Queries   []Lookup `json:"queries,omitempty"`
-	Void      bool     `json:"void,omitempty"`
-	MXHosts   int      `json:"mx_hosts,omitempty"`
-	Problem   string   `json:"problem,omitempty"`
-	Error     string   `json:"error,omitempty"`
-	Child     *SPFNode `json:"child,omitempty"`
+	Term      string `json:"term"`
+	Name      string `json:"name"`
+	Qualifier string `json:"qualifier,omitempty"` // mechanisms only
+	Modifier  bool   `json:"modifier,omitempty"`
+	Lookup    bool   `json:"lookup,omitempty"` // counts toward the lookup limit
+	Target    string `json:"target,omitempty"` // the name queried
+	// Queries are the lookups of the term: A and AAAA for a; A for
+	// exists; MX, then A and AAAA of each host, for mx.
+	Queries []Lookup `json:"queries,omitempty"`
+	// Void: the term made a void lookup for a sender connecting over IPv4
+	// (a summary for readers; Evaluate recounts from Queries per family).
+	Void    bool     `json:"void,omitempty"`
+	MXHosts int      `json:"mx_hosts,omitempty"`
+	Problem string   `json:"problem,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Child   *SPFNode `json:"child,omitempty"`
 }
 
 // SPF returns the email.spf collector.
@@ -105,7 +121,43 @@ func SPF() check.Check {
 		Policy:   Settings,
 		Collect:  collectSPF,
 		Evaluate: evaluateSPF,
+		Version:  2,
+		Upgrade:  upgradeSPF,
 	})
+}
+
+// upgradeSPF reads version 1 evidence. Its expansion is still sound:
+// Evaluate skips mechanisms after all wherever they are, and reads a and
+// exists results from their stored A/AAAA lookups, so the temperror mark
+// that version 1 put on those terms is lifted. Version 1 did not look up
+// the addresses of mx hosts: such terms are marked so that their void
+// lookups count as not known.
+func upgradeSPF(version int, data json.RawMessage) (SPFEvidence, error) {
+	var ev SPFEvidence
+	if version != 1 {
+		return ev, fmt.Errorf("no upgrade from version %d", version)
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return ev, err
+	}
+	var fix func(n *SPFNode, depth int)
+	fix = func(n *SPFNode, depth int) {
+		if n == nil || depth > walkMaxLookups+1 {
+			return
+		}
+		for i := range n.Terms {
+			st := &n.Terms[i]
+			switch {
+			case (st.Name == "a" || st.Name == "exists") && !st.Modifier && st.Problem == probTemp:
+				st.Problem = ""
+			case st.Name == "mx" && !st.Modifier && st.Problem == "" && len(st.Queries) == 1 && !st.Queries[0].Void && st.MXHosts > 0:
+				st.Problem = probUnresolved
+			}
+			fix(st.Child, depth+1)
+		}
+	}
+	fix(ev.Policy, 0)
+	return ev, nil
 }
 
 var spfRules = []check.Meta{
@@ -173,7 +225,7 @@ func collectSPF(ctx context.Context, env *check.Env, a check.Asset) (SPFEvidence
 		w.walk(ctx, ev.Policy, []string{domain})
 		var t spfTally
 		t.add(ev.Policy)
-		ev.Counts = SPFCounts{Lookups: t.lookups, Void: t.void, Queries: w.queries, Capped: t.capped}
+		ev.Counts = SPFCounts{Lookups: t.lookups, Void: t.void4, Queries: w.queries, Capped: t.capped}
 	}
 	return ev, nil
 }
@@ -222,15 +274,26 @@ func (w *walker) walk(ctx context.Context, n *SPFNode, stack []string) {
 		return
 	}
 	_, hasAll := rec.All()
+	pastAll := false
 	for _, t := range rec.Terms {
 		st := SPFTerm{Term: t.Text, Name: t.Name, Modifier: t.Modifier, Lookup: t.Lookup()}
 		if !t.Modifier {
 			st.Qualifier = string(t.Qualifier)
 		}
-		if t.Modifier && t.Name == "redirect" && hasAll {
+		switch {
+		case t.Modifier && t.Name == "redirect" && hasAll:
 			// RFC 7208 §6.1: with an all mechanism the redirect is never
 			// reached, so it neither counts nor is followed.
 			st.Lookup, st.Problem = false, probIgnored
+		case !t.Modifier && pastAll:
+			// RFC 7208 §5.1: "mechanisms after "all" will never be
+			// tested", so their lookups never happen: they neither count
+			// toward the limits nor are followed. That all is not last
+			// is a finding of its own (email.spf.all, email.spf.syntax).
+			st.Lookup, st.Problem = false, probAfterAll
+		}
+		if !t.Modifier && t.Name == "all" {
+			pastAll = true
 		}
 		if st.Lookup {
 			w.lookups++
@@ -274,43 +337,51 @@ func (w *walker) term(ctx context.Context, n *SPFNode, t spf.Term, st *SPFTerm, 
 		st.Child = child
 		st.Void = child.TXT != nil && child.TXT.Void
 	case "a":
-		a := w.query(ctx, name, dns.TypeA)
-		aaaa := w.query(ctx, name, dns.TypeAAAA)
-		st.Queries = []Lookup{a, aaaa}
-		if a.failed() || aaaa.failed() {
-			st.Problem, st.Error = probTemp, firstErr(a, aaaa)
-			return
-		}
-		st.Void = a.Void && aaaa.Void
+		// A receiver asks for the type of the sender's address: A for
+		// IPv4, AAAA for IPv6. Both are asked and weighed per family in
+		// Evaluate, so an AAAA that fails does not hide what A says.
+		st.Queries = []Lookup{w.query(ctx, name, dns.TypeA), w.query(ctx, name, dns.TypeAAAA)}
+		st.Error = failures(st.Queries)
 	case "mx":
 		mx := w.query(ctx, name, dns.TypeMX)
 		st.Queries = []Lookup{mx}
 		if mx.failed() {
+			// The number of hosts (and so the limit) is not known.
 			st.Problem, st.Error = probTemp, mx.Error
 			return
 		}
-		st.Void = mx.Void
 		st.MXHosts = len(mx.Answers)
 		if st.MXHosts > mxHostLimit {
 			st.Problem = probMXLimit
 			st.Error = fmt.Sprintf("%s has %d MX hosts (limit %d)", name, st.MXHosts, mxHostLimit)
+			break
 		}
+		// RFC 7208 §5.4: then an address lookup on each host, of the
+		// sender's family (null MX "." has none).
+		hosts := slices.DeleteFunc(mxTargets(mx), func(h string) bool { return h == "." })
+		if w.queries+2*len(hosts) > walkMaxQueries {
+			st.Problem = probUnresolved
+			break
+		}
+		for _, h := range hosts {
+			st.Queries = append(st.Queries, w.query(ctx, h, dns.TypeA), w.query(ctx, h, dns.TypeAAAA))
+		}
+		st.Error = failures(st.Queries[1:])
 	case "exists":
-		a := w.query(ctx, name, dns.TypeA)
-		st.Queries = []Lookup{a}
-		if a.failed() {
-			st.Problem, st.Error = probTemp, a.Error
-			return
-		}
-		st.Void = a.Void
+		// exists always asks for A, whatever the sender's family.
+		st.Queries = []Lookup{w.query(ctx, name, dns.TypeA)}
+		st.Error = failures(st.Queries)
 	}
+	st.Void = termVoid(st, false).void
 }
 
-func firstErr(ls ...Lookup) string {
+// failures joins the errors of the lookups that could not tell.
+func failures(ls []Lookup) string {
+	var out []string
 	for _, l := range ls {
 		if l.failed() {
-			return l.Error
+			out = append(out, l.Error)
 		}
 	}
-	return ""
+	return strings.Join(out, "; ")
 }

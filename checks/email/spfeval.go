@@ -17,16 +17,28 @@ const (
 	ruleSPFSyntax  = "spf-record-tidy"
 )
 
-// spfTally is what the expansion tree adds up to.
+// spfTally is what the expansion tree adds up to, for a sender that
+// matches no mechanism (the case that reaches every lookup).
 type spfTally struct {
-	lookups, void int
-	perm          []string // permerrors other than the limits
-	temp          []string // lookups that could not tell
-	tempClass     string   // error class of the first of them
-	loops         []string
-	mxOver        []string
-	macros        int  // terms not expanded (sender macros)
-	capped        bool // walk bounds reached: counts are lower bounds
+	lookups int
+	// void4 and void6 count the terms that made a void lookup for a
+	// sender connecting over IPv4 and over IPv6; unknown4 and unknown6 the
+	// terms whose lookups for that family could not tell.
+	void4, void6       int
+	unknown4, unknown6 []string
+	voidClass          string   // error class of the first of them
+	perm               []string // permerrors other than the limits
+	// temp are the lookups that leave the lookup count unknown: include
+	// and redirect targets not fetched, mx terms whose MX lookup failed.
+	// fetch are the first kind alone: they leave the policy's validity
+	// unknown too.
+	temp, fetch []string
+	tempClass   string // error class of the first of them
+	loops       []string
+	mxOver      []string
+	macros      int  // terms not expanded (sender macros)
+	capped      bool // walk bounds reached: counts are lower bounds
+	afterAll    int  // mechanisms after all: never evaluated, not counted
 }
 
 func (t *spfTally) add(n *SPFNode) {
@@ -39,17 +51,38 @@ func (t *spfTally) add(n *SPFNode) {
 		t.perm = append(t.perm, where+": "+n.Error)
 	case probTemp:
 		t.temp = append(t.temp, where+": "+n.Error)
+		t.fetch = append(t.fetch, where+": "+n.Error)
 		if n.TXT != nil {
-			t.noteClass(n.TXT.Class)
+			t.noteClass(&t.tempClass, n.TXT.Class)
 		}
 	}
+	pastAll := false
 	for i := range n.Terms {
 		st := &n.Terms[i]
+		if !st.Modifier && pastAll {
+			// RFC 7208 §5.1: never tested. Decided by position, so
+			// evidence that followed them (version 1) is read alike.
+			t.afterAll++
+			continue
+		}
+		if !st.Modifier && st.Name == "all" {
+			pastAll = true
+		}
 		if st.Lookup {
 			t.lookups++
 		}
-		if st.Void {
-			t.void++
+		for _, v6 := range []bool{false, true} {
+			void, unknown := &t.void4, &t.unknown4
+			if v6 {
+				void, unknown = &t.void6, &t.unknown6
+			}
+			switch tv := termVoid(st, v6); {
+			case tv.void:
+				*void++
+			case tv.unknown:
+				*unknown = append(*unknown, st.Term+": "+tv.why)
+				t.noteClass(&t.voidClass, tv.class)
+			}
 		}
 		switch st.Problem {
 		case probLoop:
@@ -59,7 +92,7 @@ func (t *spfTally) add(n *SPFNode) {
 		case probTemp:
 			t.temp = append(t.temp, st.Term+": "+st.Error)
 			for _, q := range st.Queries {
-				t.noteClass(q.Class)
+				t.noteClass(&t.tempClass, q.Class)
 			}
 		case probSyntax:
 			t.perm = append(t.perm, st.Term+": "+st.Error)
@@ -74,13 +107,13 @@ func (t *spfTally) add(n *SPFNode) {
 	}
 }
 
-func (t *spfTally) noteClass(c string) {
-	if t.tempClass == "" {
-		t.tempClass = c
+func (t *spfTally) noteClass(to *string, c string) {
+	if *to == "" {
+		*to = c
 	}
 }
 
-// reason is the error class of an unknown verdict.
+// reason is the error class of an unknown count.
 func (t *spfTally) reason() string {
 	switch {
 	case t.tempClass != "":
@@ -89,6 +122,74 @@ func (t *spfTally) reason() string {
 		return string(check.ErrDNS)
 	}
 	return probCap
+}
+
+// voidness is whether one term made a void lookup for one address family.
+type voidness struct {
+	void, unknown bool
+	why, class    string // of unknown
+}
+
+// termVoid says whether a term made a void lookup for a sender connecting
+// over IPv6 (v6) or IPv4, as a receiver evaluating it would: RFC 7208
+// §4.6.4 counts an answer with no records of the type asked, or NXDOMAIN.
+// A receiver asks for A for an IPv4 sender and AAAA for an IPv6 one (a,
+// and the hosts of mx, §5.3–§5.4); exists always asks for A (§5.7);
+// include and redirect ask for TXT. A lookup of the other family that
+// failed does not matter, and a void answer settles the term even when
+// another of its lookups failed. The limit counts terms (§4.6.4 "terms
+// for which DNS queries return ..."): an mx term whose hosts have no
+// address counts once. (pyspf, behind Postfix policyd-spf, counts each
+// lookup; a term-count under the limit can still trip it there.)
+func termVoid(st *SPFTerm, v6 bool) voidness {
+	if st.Modifier && st.Name != "redirect" || !st.Lookup {
+		return voidness{}
+	}
+	addr := "A"
+	if v6 {
+		addr = "AAAA"
+	}
+	var qs []Lookup
+	switch st.Name {
+	case "include", "redirect":
+		if st.Child != nil && st.Child.TXT != nil {
+			return voidness{void: st.Child.TXT.Void}
+		}
+		return voidness{}
+	case "a":
+		qs = st.Queries
+	case "exists":
+		addr, qs = "A", st.Queries
+	case "mx":
+		if len(st.Queries) == 0 {
+			return voidness{}
+		}
+		mx := st.Queries[0]
+		switch {
+		case mx.failed():
+			return voidness{unknown: true, why: mx.Error, class: mx.Class}
+		case mx.Void:
+			return voidness{void: true}
+		case st.Problem == probUnresolved:
+			return voidness{unknown: true, why: "the addresses of its hosts were not looked up", class: probCap}
+		}
+		qs = st.Queries[1:]
+	default:
+		return voidness{}
+	}
+	var out voidness
+	for _, q := range qs {
+		if q.Type != addr {
+			continue
+		}
+		switch {
+		case q.failed() && !out.unknown:
+			out = voidness{unknown: true, why: q.Type + " " + q.Name + ": " + q.Error, class: q.Class}
+		case !q.failed() && q.Void:
+			return voidness{void: true}
+		}
+	}
+	return out
 }
 
 // allState is the terminal all of a policy, through redirect.
@@ -213,9 +314,9 @@ func spfRecordFinding(ev SPFEvidence, parseErr error, t *spfTally, class Class) 
 			fmt.Sprintf("the SPF policy of %s ends in permerror: %s", ev.Domain, strings.Join(t.perm, "; ")),
 			"Fix or remove the include/redirect targets named in the message: each must publish exactly one valid SPF record.")
 	}
-	if len(t.temp) > 0 {
+	if len(t.fetch) > 0 {
 		return unknown(id, rule, fmt.Sprintf("one SPF record at %s, but parts of its policy could not be fetched, so its validity is not known: %s",
-			ev.Domain, strings.Join(t.temp, "; ")), t.reason())
+			ev.Domain, strings.Join(t.fetch, "; ")), t.reason())
 	}
 	return finding(id, rule, check.Pass, fmt.Sprintf("one SPF record at %s: %q", ev.Domain, clipQ(ev.Records[0])), "")
 }
@@ -306,6 +407,10 @@ func spfLookupsFinding(t *spfTally, max int) check.Finding {
 	if t.macros > 0 {
 		note = fmt.Sprintf("; %s use sender macros and were counted but not expanded", plural(t.macros, "term", "terms"))
 	}
+	if t.afterAll > 0 {
+		note += fmt.Sprintf("; %s after all %s never evaluated and not counted (RFC 7208 §5.1)",
+			plural(t.afterAll, "mechanism", "mechanisms"), map[bool]string{true: "is", false: "are"}[t.afterAll == 1])
+	}
 	if t.lookups == max {
 		return finding(id, rule, check.Warn,
 			fmt.Sprintf("the SPF policy needs exactly %d DNS lookups, the limit%s: one more include breaks it", t.lookups, note),
@@ -316,15 +421,34 @@ func spfLookupsFinding(t *spfTally, max int) check.Finding {
 
 func spfVoidFinding(t *spfTally, max int) check.Finding {
 	id, rule := SPFVoid, ruleSPFVoid
-	switch {
-	case t.void > max:
-		return finding(id, rule, check.Fail,
-			fmt.Sprintf("%d SPF terms look up names that do not exist or have no records (limit %d): receivers may return permerror", t.void, max), "")
-	case len(t.temp) > 0 || t.capped:
-		return unknown(id, rule, fmt.Sprintf("%s counted, but parts of the policy could not be fetched: %s",
-			plural(t.void, "void lookup", "void lookups"), strings.Join(t.temp, "; ")), t.reason())
+	v6 := ""
+	if t.void6 != t.void4 {
+		v6 = fmt.Sprintf(" (%d for one connecting over IPv6)", t.void6)
 	}
-	return finding(id, rule, check.Pass, fmt.Sprintf("%s (limit %d)", plural(t.void, "void lookup", "void lookups"), max), "")
+	switch {
+	case t.void4 > max:
+		return finding(id, rule, check.Fail,
+			fmt.Sprintf("for a sender connecting over IPv4, %d SPF terms look up names that do not exist or have no records of the type asked%s, over the limit of %d: receivers may return permerror",
+				t.void4, v6, max), "")
+	case len(t.unknown4) > 0 || len(t.fetch) > 0 || t.capped:
+		why := append(append([]string{}, t.fetch...), t.unknown4...)
+		reason := t.reason()
+		if len(t.fetch) == 0 && !t.capped {
+			reason = t.voidClass
+		}
+		return unknown(id, rule, fmt.Sprintf("%s counted, but some lookups could not tell: %s",
+			plural(t.void4, "void lookup", "void lookups"), strings.Join(why, "; ")), reason)
+	case t.void6 > max:
+		return finding(id, rule, check.Warn,
+			fmt.Sprintf("%d void lookups for a sender connecting over IPv4, but %d for one connecting over IPv6 (limit %d): the names in the a and mx terms have no AAAA records, so receivers that count void lookups (pyspf, behind Postfix policyd-spf) return permerror for mail that reaches them over IPv6",
+				t.void4, t.void6, max),
+			"Give the hosts named in a and mx terms AAAA records, or replace those terms with ip4: ranges, so that IPv6 senders do not run into the void-lookup limit.")
+	}
+	note := ""
+	if len(t.unknown6) > 0 {
+		note = "; for a sender connecting over IPv6 some lookups could not tell: " + strings.Join(t.unknown6, "; ")
+	}
+	return finding(id, rule, check.Pass, fmt.Sprintf("%s%s (limit %d)%s", plural(t.void4, "void lookup", "void lookups"), v6, max, note), "")
 }
 
 func spfSyntaxFinding(ev SPFEvidence, rec *spf.Record, maxUDP int) check.Finding {

@@ -129,6 +129,44 @@ func emailCases() []Case {
 		mailCase("spf-ptr", func(d string, m *mailDomain) {
 			m.spf = []string{"v=spf1 ptr ip4:192.0.2.10 -all"}
 		}, want{"email.spf.syntax": check.Warn}),
+		// six includes (each with two more lookups) after -all: never
+		// evaluated (RFC 7208 §5.1), so they count toward neither limit;
+		// all not last fails the all rule and warns on syntax.
+		mailCase("spf-after-all", func(d string, m *mailDomain) {
+			terms := ""
+			for i := 1; i <= 6; i++ {
+				inc := fmt.Sprintf("i%d._spf.%s", i, d)
+				terms += " include:" + inc
+				m.extra = append(m.extra, txt(inc, fmt.Sprintf("v=spf1 a:gone%d.%s mx:gone%d.%s -all", i, d, i, d)))
+			}
+			m.spf = []string{"v=spf1 ip4:192.0.2.10 -all" + terms}
+		}, want{"email.spf.all": check.Fail, "email.spf.syntax": check.Warn}),
+		// an a term whose host answers A but whose AAAA never answers: the
+		// A answer settles the lookup and the IPv4 void counts, so nothing
+		// is unknown. (h1 has an A record and a CNAME to a dropped name,
+		// which the lab DNS follows only for the types h1 lacks: a way to
+		// drop one type of one name.)
+		mailCase("spf-aaaa-timeout", func(d string, m *mailDomain) {
+			m.spf = []string{"v=spf1 a:h1." + d + " ip4:192.0.2.10 -all"}
+			m.extra = []string{rr("h1."+d, "A", "192.0.2.31"), rr("h1."+d, "CNAME", "slow."+d+".")}
+			m.drop = []string{"slow." + d}
+		}, want{}),
+		// three a terms whose hosts have only AAAA records: void lookups
+		// for every sender over IPv4 (the type asked is A), so permerror.
+		mailCase("spf-void-ipv6-only-hosts", func(d string, m *mailDomain) {
+			m.spf = []string{"v=spf1 a:v1." + d + " a:v2." + d + " a:v3." + d + " ip4:192.0.2.10 -all"}
+			for i := 1; i <= 3; i++ {
+				m.extra = append(m.extra, rr(fmt.Sprintf("v%d.%s", i, d), "AAAA", fmt.Sprintf("2001:db8::%d", 40+i)))
+			}
+		}, want{"email.spf.void": check.Fail}),
+		// three a terms whose hosts have only A records: void lookups for
+		// senders over IPv6 only, which pyspf receivers turn into permerror.
+		mailCase("spf-void-ipv4-only-hosts", func(d string, m *mailDomain) {
+			m.spf = []string{"v=spf1 a:h1." + d + " a:h2." + d + " a:h3." + d + " -all"}
+			for i := 1; i <= 3; i++ {
+				m.extra = append(m.extra, rr(fmt.Sprintf("h%d.%s", i, d), "A", fmt.Sprintf("192.0.2.%d", 40+i)))
+			}
+		}, want{"email.spf.void": check.Warn}),
 
 		// DMARC
 		// no DMARC record: record fails, the rest do not apply.
@@ -161,10 +199,41 @@ func emailCases() []Case {
 		subdomainCase("dmarc-sp-none-subdomain",
 			"v=DMARC1; p=reject; sp=none; rua=mailto:dmarc@%s",
 			want{"email.dmarc.policy": check.Fail, "email.dmarc.sp-np": check.Fail}),
-		// a malformed DMARC record (p=bogus).
+		// a DMARC record whose p= is not a policy (p=bogus) beside a valid
+		// rua=: receivers read it as p=none (RFC 7489 §6.6.3 step 6.1).
 		mailCase("dmarc-malformed", func(d string, m *mailDomain) {
 			m.dmarc = []string{"v=DMARC1; p=bogus; rua=mailto:dmarc@" + d}
+		}, want{"email.dmarc.record": check.Fail, "email.dmarc.policy": check.Fail}),
+		// p=bogus and no rua= at mail.<domain>: the record stops policy
+		// discovery but receivers apply no DMARC at all (RFC 7489 §6.6.3
+		// step 6.2), so the parent's p=reject does not apply either.
+		subdomainOwnCase("dmarc-bad-policy-no-rua", "v=DMARC1; p=bogus",
+			"v=DMARC1; p=reject; rua=mailto:dmarc@%s", dmarcGate(check.Fail)),
+		// "v=DMARC1 p=reject" at mail.<domain> (no ";" after the version):
+		// receivers discard it and the organisational domain's
+		// p=quarantine applies; the broken record fails.
+		subdomainOwnCase("dmarc-no-separator", "v=DMARC1 p=reject",
+			"v=DMARC1; p=quarantine; rua=mailto:dmarc@%s",
+			want{"email.dmarc.record": check.Fail, "email.dmarc.policy": check.Warn}),
+		// the version tag not first, and no policy above (the lab's nhs.uk
+		// publishes none): the record fails, no policy is in force.
+		mailCase("dmarc-version-not-first", func(d string, m *mailDomain) {
+			m.dmarc = []string{"p=reject; v=DMARC1; rua=mailto:dmarc@" + d}
 		}, dmarcGate(check.Fail)),
+		// fo=2 is not a valid option: receivers ignore the tag (RFC 7489
+		// §6.3) and p=reject stands; a low-severity warning on the record.
+		mailCase("dmarc-bad-optional-tag", func(d string, m *mailDomain) {
+			m.dmarc = []string{"v=DMARC1; p=reject; fo=2; rua=mailto:dmarc@" + d}
+		}, want{"email.dmarc.record": check.Warn}),
+		// a lab-only public suffix: the lab domain publishes psd=y (RFC
+		// 9989 §4.7), so for mail.<domain>, which publishes nothing, it is
+		// a public-suffix policy (RFC 9091) and not an organisation's
+		// record: the record fails (no record of its own), the policy is
+		// its sp=quarantine (np= is for names that do not exist), and the
+		// reports go to the suffix's operator. The lab's own nhs.uk
+		// publishes no _dmarc record, so no other lab domain changes.
+		subdomainCase("dmarc-psd-only", "v=DMARC1; p=reject; sp=quarantine; np=reject; psd=y; rua=mailto:psd@%s",
+			want{"email.dmarc.record": check.Fail, "email.dmarc.policy": check.Warn, "email.dmarc.reporting": check.Fail}),
 		// _dmarc never answers: unknown, never fail.
 		mailCase("dmarc-timeout", func(d string, m *mailDomain) {
 			m.drop = []string{"_dmarc." + d}
@@ -303,6 +372,19 @@ func subdomainCase(name, dmarcFmt string, w want) Case {
 	}}
 }
 
+// subdomainOwnCase is subdomainCase where mail.<domain> publishes own as
+// its _dmarc TXT record.
+func subdomainOwnCase(name, own, dmarcFmt string, w want) Case {
+	c := subdomainCase(name, dmarcFmt, w)
+	build := c.Build
+	c.Build = func(d string) Domain {
+		dom := build(d)
+		dom.Records = append(dom.Records, txt("_dmarc."+dom.Name, own))
+		return dom
+	}
+	return c
+}
+
 // nestedIncludes builds a._spf, b._spf and c._spf under d: 8 lookups below
 // the two top-level includes, 9 with the mx term.
 func nestedIncludes(d string, withMX bool) []string {
@@ -315,8 +397,11 @@ func nestedIncludes(d string, withMX bool) []string {
 		txt("c._spf."+d, "v=spf1 a:h4."+d+" a:h5."+d+" -all"),
 		txt("b._spf."+d, b),
 	}
+	// Dual-stack hosts: no term is void for any sender, so the cases are
+	// about the lookup count alone.
 	for i := 1; i <= 7; i++ {
-		out = append(out, rr(fmt.Sprintf("h%d.%s", i, d), "A", fmt.Sprintf("192.0.2.%d", 20+i)))
+		out = append(out, rr(fmt.Sprintf("h%d.%s", i, d), "A", fmt.Sprintf("192.0.2.%d", 20+i)),
+			rr(fmt.Sprintf("h%d.%s", i, d), "AAAA", fmt.Sprintf("2001:db8::%d", 20+i)))
 	}
 	return out
 }

@@ -38,11 +38,14 @@ func TestEmailCasesGroundTruth(t *testing.T) {
 			}
 			recs := dom.Records
 			// As in the lab: a domain whose case sets no MX gets the
-			// lab's shared MX hosts.
+			// lab's shared MX hosts, which have an A record and no AAAA.
 			if !dom.Absent && !hasMX(recs, dom.Name) {
 				recs = append(recs, dom.Name+". 300 IN MX 10 "+MX1+".", dom.Name+". 300 IN MX 20 "+MX2+".")
 			}
-			srv, err := dnstest.Start([]string{base}, recs...)
+			recs = append(recs, MX1+". 300 IN A 127.1.0.3", MX2+". 300 IN A 127.1.0.4")
+			// As in the lab, the server answers for all of nhs.uk, so the
+			// DMARC walk's last name, _dmarc.nhs.uk, gets NXDOMAIN.
+			srv, err := dnstest.Start([]string{"nhs.uk."}, recs...)
 			if err != nil {
 				t.Fatal(err)
 			}
