@@ -61,8 +61,8 @@ func (st dmarcState) source(ev DMARCEvidence) string {
 // effective is the policy that applies to the domain and the tag it comes
 // from: p at the domain itself; sp (else p) from a parent or a public
 // suffix, for which the domain is an existing subdomain (RFC 9989 §4.10.1;
-// RFC 9091 §3.2: np applies only to names that do not exist, and a scanned
-// domain exists).
+// np= of RFC 9989 §4.7 and RFC 9091 applies only to names that do not
+// exist, and a scanned domain exists: Collect stops at NXDOMAIN).
 func (st dmarcState) effective(ev DMARCEvidence) (policy, tag string) {
 	if st.inherited(ev) && st.rec.SP != "" {
 		return st.rec.SP, "sp"

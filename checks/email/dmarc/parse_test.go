@@ -114,7 +114,9 @@ func TestParseInvalidPolicyIsNoneWithReportsElseNothing(t *testing.T) {
 	}
 }
 
-// RFC 7489 §6.3 ("unknown/invalid values ... ignored"), RFC 9989 §4.8:
+// RFC 7489 §6.3 ("Syntax errors in the remainder of the record SHOULD be
+// discarded in favor of default values (if any) or ignored outright"), RFC
+// 9989 §4.8 (MUST):
 // syntax errors in optional tags are discarded in favour of the defaults
 // and the rest of the record stands.
 func TestParseIgnoresInvalidOptionalTagsAndKeepsThePolicy(t *testing.T) {
