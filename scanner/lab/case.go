@@ -49,6 +49,10 @@ type Domain struct {
 	CT []string
 	// Exclude lists names the lab estate excludes from scope.
 	Exclude []string
+	// Addrs gives a name the addresses of some of the domain's Hosts (by
+	// name): a host name with several addresses, each its own server, as
+	// behind a load balancer whose members disagree.
+	Addrs map[string][]string
 }
 
 // Expect is one expected verdict.

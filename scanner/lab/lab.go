@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -407,6 +408,16 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 				return nil, nil, err
 			}
 			d.Records = append(d.Records, h.Name+". 300 IN A "+h.ip.String())
+		}
+		names := slices.Sorted(maps.Keys(d.Addrs))
+		for _, n := range names {
+			for _, hn := range d.Addrs[n] {
+				h := l.byName[strings.ToLower(hn)]
+				if h == nil || !under(h.Name, zone) {
+					return nil, nil, fmt.Errorf("lab: case %s: %s takes the address of %s, which is not a host of the case", c.Name, n, hn)
+				}
+				d.Records = append(d.Records, strings.TrimSuffix(n, ".")+". 300 IN A "+h.ip.String())
+			}
 		}
 		l.byDomain[d.Name] = len(l.domains)
 		l.domains = append(l.domains, d)

@@ -142,3 +142,17 @@ func chainOf(cfg *tls.Config, name string) ([][]byte, error) {
 	}
 	return cfg.Certificates[0].Certificate, nil
 }
+
+// F5Band stalls, silent, on a ClientHello whose handshake message is 256 to
+// 511 bytes long, as old F5 BIG-IP load balancers do (RFC 7685 §1), and
+// hands every other hello to the lab's TLS server.
+func F5Band(c *RawConn) {
+	tlstest.ByHello(func(rec []byte) func(net.Conn) {
+		if len(rec) >= 9 && rec[0] == 22 && rec[5] == 1 {
+			if n := (int(rec[6])<<16 | int(rec[7])<<8 | int(rec[8])) + 4; n >= 256 && n <= 511 {
+				return tlstest.Stall
+			}
+		}
+		return c.Serve
+	})(c)
+}

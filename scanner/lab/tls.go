@@ -67,6 +67,22 @@ func tlsCases() []Case {
 	return []Case{
 		// The all-pass baseline first.
 		webCase("tls-good", web(WebSpec{}), want{}),
+		// A load balancer that hangs on hellos of 256 to 511 bytes (old
+		// F5s): every probe is padded out of the band, so all is judged.
+		webCase("tls-f5-band", web(WebSpec{Raw: F5Band}), want{}),
+		// One host name, two addresses that disagree: one accepts TLS 1.0
+		// and 1.1, one does not. The finding says which address fails.
+		{Name: "tls-two-addrs", Build: func(d string) Domain {
+			multi, names := "multi."+d, []string{"multi." + d}
+			return Domain{Name: d, CT: []string{multi},
+				Hosts: []Host{
+					{Name: "node1." + d, Web: &WebSpec{Cert: CertSpec{Names: names}}},
+					{Name: "node2." + d, Web: &WebSpec{Cert: CertSpec{Names: names}, TLS: &tls.Config{MinVersion: tls.VersionTLS10}}},
+				},
+				Addrs:  map[string][]string{multi: {"node1." + d, "node2." + d}},
+				Expect: webExpect(multi, want{"tls.min-version": check.Fail}),
+			}
+		}},
 
 		// Protocol versions.
 		// TLS 1.0 and 1.1 accepted beside 1.2 and 1.3: a web host fails.
