@@ -135,7 +135,7 @@ var rfc9989 = check.Ref{Standard: "RFC 9989 (DMARCbis)", Section: "DNS tree walk
 var dmarcRules = []check.Meta{
 	{
 		ID: DMARCRecord, Rule: ruleDMARCRecord, Title: "DMARC record published and valid", Severity: check.Critical,
-		Description: "Exactly one TXT record at _dmarc.<domain> (or, failing that, at a parent up to the organisational domain: RFC 9989 tree walk) starting v=DMARC1, with p=, that parses and is at most 450 characters.",
+		Description: "The domain publishes its own DMARC record: exactly one TXT record at _dmarc.<domain> starting v=DMARC1, with a valid p=, at most 450 characters. A record receivers discard (no separator after v=DMARC1, the version not first, an invalid p= without rua) fails and the policy they fall back to is judged instead; relying on a parent's or the public suffix's (_dmarc.nhs.uk, RFC 9091) record fails with the policy in force named; an invalid optional tag (fo=2), which receivers ignore, is a low-severity warning.",
 		Remediation: "Publish one TXT record at _dmarc.<your domain> such as \"v=DMARC1; p=reject; rua=mailto:dmarc-reports@<your domain>\".",
 		Standards: []check.Ref{
 			refGovSGE,
@@ -145,7 +145,7 @@ var dmarcRules = []check.Meta{
 	},
 	{
 		ID: DMARCPolicy, Rule: ruleDMARCPolicy, Title: "DMARC policy enforced", Severity: check.High,
-		Description: "The policy in force (p=, or sp= when the record is inherited from a parent): reject passes, quarantine warns, none fails. A parked domain passes only with reject, and should align strictly (adkim=s; aspf=s: the alignment-parked entry).",
+		Description: "The policy receivers apply (p=, or sp= when the record is inherited from a parent or the public suffix; p=none when an invalid p= comes with rua): reject passes, quarantine warns, none fails. A parked domain passes only with reject, and should align strictly (adkim=s; aspf=s: the alignment-parked entry).",
 		Remediation: "Move the DMARC policy to \"p=reject\" once your aggregate reports show that all your legitimate mail passes SPF or DKIM.",
 		Standards: []check.Ref{
 			mc("Dmarc rules: PolicyShouldBeQuarantineOrReject.cs (Weak DMARC policy (p=none))"),

@@ -181,7 +181,7 @@ var spfRules = []check.Meta{
 	},
 	{
 		ID: SPFLookups, Rule: ruleSPFLookups, Title: "SPF within the 10 DNS-lookup limit", Severity: check.High,
-		Description: "Recursive count of include, a, mx, ptr, exists and redirect terms: more than 10 (or an include loop) is a permerror; exactly 10 warns. Each mx term may name at most 10 hosts.",
+		Description: "Recursive count of include, a, mx, ptr, exists and redirect terms that receivers evaluate (terms after all never are): more than 10 (or an include loop) is a permerror; exactly 10 warns. Each mx term may name at most 10 hosts.",
 		Remediation: "Reduce the DNS lookups in your SPF policy to 10 or fewer: remove includes for services you no longer use, replace a and mx terms with ip4/ip6 ranges, and ask senders for a flatter include.",
 		Standards: []check.Ref{
 			rfc("7208", "SPF", "§4.6.4 DNS Lookup Limits", ""),
@@ -190,7 +190,7 @@ var spfRules = []check.Meta{
 	},
 	{
 		ID: SPFVoid, Rule: ruleSPFVoid, Title: "SPF void lookups within limit", Severity: check.Medium,
-		Description: "Terms whose lookup returns NXDOMAIN or no records: more than 2 is a permerror.",
+		Description: "Lookups that return NXDOMAIN or no records of the type asked, counted for IPv4 and IPv6 senders apart: more than 2 is a permerror (fail; warn when only IPv6 senders would hit it).",
 		Remediation: "Remove SPF terms that point at names which no longer exist or have no records (old includes, a: or mx: names of retired hosts).",
 		Standards:   []check.Ref{rfc("7208", "SPF", "§4.6.4: SPF implementations SHOULD limit \"void lookups\" to two", "")},
 	},
