@@ -1,7 +1,6 @@
 package smtptls_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -40,18 +39,8 @@ func twoMX(t *testing.T, roots *x509.CertPool, cfgs [2]*tls.Config, refuse [2]bo
 		}
 		to[ip+":25"] = startSMTPOn(t, ip, cfgs[i])
 	}
-	return &check.Env{
-		Lookup: func(context.Context, string) ([]netip.Addr, error) {
-			return []netip.Addr{netip.MustParseAddr(ips[0]), netip.MustParseAddr(ips[1])}, nil
-		},
-		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if a, ok := to[addr]; ok {
-				addr = a
-			}
-			return tlstest.DialLoopback(ctx, network, addr)
-		},
-		Roots: roots,
-	}
+	a := &tlstest.Addrs{IPs: []netip.Addr{netip.MustParseAddr(ips[0]), netip.MustParseAddr(ips[1])}, To: to}
+	return &check.Env{Lookup: a.Lookup, Dial: a.Dial, Roots: roots}
 }
 
 // TestMailTLSJudgesEveryAddress: each address of the MX is probed; the

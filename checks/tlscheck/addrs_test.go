@@ -1,7 +1,6 @@
 package tlscheck_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -41,18 +40,8 @@ func twoAddrs(t *testing.T, roots *x509.CertPool, cfgs [2]*tls.Config) *check.En
 		t.Cleanup(srv.Close)
 		to[ips[i]+":443"] = srv.Addr
 	}
-	return &check.Env{
-		Lookup: func(context.Context, string) ([]netip.Addr, error) {
-			return []netip.Addr{netip.MustParseAddr(ips[0]), netip.MustParseAddr(ips[1])}, nil
-		},
-		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if a, ok := to[addr]; ok {
-				addr = a
-			}
-			return tlstest.DialLoopback(ctx, network, addr)
-		},
-		Roots: roots,
-	}
+	a := &tlstest.Addrs{IPs: []netip.Addr{netip.MustParseAddr(ips[0]), netip.MustParseAddr(ips[1])}, To: to}
+	return &check.Env{Lookup: a.Lookup, Dial: a.Dial, Roots: roots}
 }
 
 type addrCase struct {

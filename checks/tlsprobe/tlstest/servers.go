@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
@@ -203,4 +204,23 @@ func Lines(ctx context.Context, name string, args ...string) ([]string, error) {
 func DialLoopback(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
+}
+
+// Addrs is a host name served on several loopback addresses, each by its
+// own server: Lookup gives the addresses, Dial maps "ip:port" to where
+// that address's server listens (tests of probes that judge every address).
+type Addrs struct {
+	IPs []netip.Addr
+	To  map[string]string // "ip:port" → the listener's real address
+}
+
+// Lookup returns the addresses, whatever the name.
+func (a *Addrs) Lookup(context.Context, string) ([]netip.Addr, error) { return a.IPs, nil }
+
+// Dial dials the server of the address asked for.
+func (a *Addrs) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if to, ok := a.To[addr]; ok {
+		addr = to
+	}
+	return DialLoopback(ctx, network, addr)
 }
