@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -50,10 +51,13 @@ type Config struct {
 	// Roots are the trust anchors (system roots plus CAPEM); CAPEM, the
 	// operator's extra anchors (--ca-file), is stored with the run so that
 	// `posture reeval` judges chains against the same anchors.
-	Roots  *x509.CertPool
-	CAPEM  []byte
-	CTURL  string
-	GitHub *github.Client
+	Roots *x509.CertPool
+	CAPEM []byte
+	CTURL string
+	// RDAPURL is the RDAP service's base URL ("": none; the checks that
+	// need it say unknown).
+	RDAPURL string
+	GitHub  *github.Client
 	// ServiceHTTP reaches configured services (CT, GitHub API).
 	ServiceHTTP *http.Client
 	Options
@@ -219,10 +223,10 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 			return nil, fmt.Errorf("scan: reload assets: %w", err)
 		}
 	}
-	mx := map[string]bool{}
+	mx, ns := map[string]bool{}, map[string]bool{}
 	if len(assets) == 0 {
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
-			DNS: c.DNS, CTURL: c.CTURL, HTTP: c.ServiceHTTP, GitHub: c.GitHub,
+			DNS: c.DNS, CTURL: c.CTURL, HTTP: Breaker(c.ServiceHTTP), GitHub: c.GitHub,
 			Kinds: Kinds(cs), Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
 		})
 		if err != nil {
@@ -236,6 +240,9 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		}
 		assets = res.Assets
 		excluded = res.Excluded
+		for h := range res.NSHosts {
+			ns[h] = true
+		}
 		if err := st.PutAssets(ctx, runID, assets); err != nil {
 			return nil, fmt.Errorf("scan: store assets: %w", err)
 		}
@@ -244,6 +251,13 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		if a.Kind == check.KindMail {
 			mx[a.Name] = true
 		}
+	}
+	if resumed {
+		// The name servers are not assets: ask again (cached, cheap).
+		ns = discover.NameServers(ctx, c.DNS, c.Estate)
+	}
+	for h := range ns {
+		mx[h] = true // DNS checks query a zone's own servers, as mail checks its MX
 	}
 	env, guard := c.newEnv(mx)
 	c.Options.Env = env
@@ -271,8 +285,9 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 }
 
 // NewEnv builds the checks' environment for a run: every connection goes
-// through a scope guard over the estate's scope plus the estate's MX hosts,
-// less the estate's exclusions, which beat everything.
+// through a scope guard over the estate's scope plus the estate's MX and
+// name-server hosts (extra), less the estate's exclusions, which beat
+// everything.
 func (c *Config) NewEnv(mx map[string]bool) *check.Env {
 	env, _ := c.newEnv(mx)
 	return env
@@ -310,6 +325,23 @@ func (c *Config) newEnv(mx map[string]bool) (*check.Env, *scope.Guard) {
 		ConnectTimeout: c.ConnectTimeout,
 	}
 	env.CRLs = crl.Source{Client: ca.HTTPClient(c.Roots), Cache: &crl.Cache{}}
+	env.Hints = func(a check.Asset, key string) []string {
+		name := a.Domain
+		if name == "" {
+			name = a.Name
+		}
+		o, _ := c.Estate.Owner(name)
+		if o == nil || key != "dkim_selectors" {
+			return nil
+		}
+		return o.DKIMSelectors
+	}
+	env.Services = map[string]check.Service{}
+	if c.RDAPURL != "" {
+		if u, err := url.Parse(c.RDAPURL); err == nil && c.ServiceHTTP != nil {
+			env.Services["rdap"] = check.Service{URL: u, Client: Breaker(c.ServiceHTTP)}
+		}
+	}
 	if c.EHLOName != "" {
 		env.EHLOName = c.EHLOName
 	}

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/nhsx/posture/checks/check"
 )
 
 // MaxServiceBody bounds a response from a configured service (the CT search,
@@ -62,3 +65,60 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 }
 
 func (b *cappedBody) Close() error { return b.rc.Close() }
+
+// Breaker wraps a service client so that a service that fails at the
+// transport (a timeout, a refused or reset connection) is not asked again
+// for the rest of the run: a down RDAP or CT service costs one timeout per
+// run, not one per domain. HTTP error statuses do not trip it (the service
+// answered). The returned error keeps the first failure's class.
+func Breaker(c *http.Client) *http.Client {
+	if c == nil {
+		return nil
+	}
+	b := *c
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	b.Transport = &breaker{rt: rt}
+	return &b
+}
+
+type breaker struct {
+	rt   http.RoundTripper
+	mu   sync.Mutex
+	trip error
+}
+
+// ServiceDownError is returned for every request after the service failed.
+type ServiceDownError struct {
+	Host  string
+	First error
+}
+
+func (e *ServiceDownError) Error() string {
+	return fmt.Sprintf("%s failed earlier in this run and is not asked again: %v", e.Host, e.First)
+}
+func (e *ServiceDownError) Unwrap() error { return e.First }
+
+func (b *breaker) RoundTrip(r *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	trip := b.trip
+	b.mu.Unlock()
+	if trip != nil {
+		return nil, &ServiceDownError{Host: r.URL.Host, First: trip}
+	}
+	resp, err := b.rt.RoundTrip(r)
+	if err != nil && r.Context().Err() == nil {
+		// The caller did not give up: the service did.
+		switch check.Classify(err) {
+		case check.ErrTimeout, check.ErrUnreachable:
+			b.mu.Lock()
+			if b.trip == nil {
+				b.trip = err
+			}
+			b.mu.Unlock()
+		}
+	}
+	return resp, err
+}

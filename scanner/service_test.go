@@ -1,31 +1,39 @@
 package scanner
 
 import (
+	"context"
 	"errors"
-	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
-func TestServiceClientCapsAHugeResponse(t *testing.T) {
-	chunk := strings.Repeat("x", 1<<20)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for i := 0; i < 2*MaxServiceBody/len(chunk); i++ { // twice the cap, streamed
-			if _, err := io.WriteString(w, chunk); err != nil {
-				return
-			}
-		}
-	}))
-	defer srv.Close()
-	resp, err := ServiceClient(nil).Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
+// TestBreakerAsksADownServiceOncePerRun: after a service times out, every
+// later request fails at once, without a connection, naming the first
+// failure; a service that answers with an error status does not trip it.
+func TestBreakerAsksADownServiceOncePerRun(t *testing.T) {
+	var dials atomic.Int64
+	hang := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return nil, &net.OpError{Op: "dial", Net: network, Err: timeoutErr{}}
 	}
-	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
-	if !errors.Is(err, ErrServiceBodyTooLarge) || n != MaxServiceBody {
-		t.Fatalf("read %d bytes, err %v; want the cap (%d) and ErrServiceBodyTooLarge", n, err, MaxServiceBody)
+	c := Breaker(&http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: hang}})
+	for i := range 5 {
+		_, err := c.Get("http://rdap.invalid/domain/x.nhs.uk")
+		var down *ServiceDownError
+		if i > 0 && !errors.As(err, &down) {
+			t.Fatalf("request %d: %v, want ServiceDownError", i, err)
+		}
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d connection attempts to a down service, want 1", n)
 	}
 }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -76,6 +77,38 @@ type Env struct {
 	// CRLs fetches revocation lists (nil: none is fetched, and revocation
 	// by CRL is unknown).
 	CRLs CRLSource
+	// Hints are what the estate file says of an asset that DNS cannot tell
+	// (key "dkim_selectors": the selectors its organisation signs with).
+	// nil: none.
+	Hints func(a Asset, key string) []string
+	// Services are configured services a check may call by name ("rdap"):
+	// not scan targets, so not behind the scope guard. A service that
+	// times out or refuses is not asked again in the run (one timeout per
+	// run, not one per domain). Absent: the check says unknown.
+	Services map[string]Service
+}
+
+// Service is a configured service: its base URL and the client to reach it.
+type Service struct {
+	URL    *url.URL
+	Client *http.Client
+}
+
+// Hint returns an estate hint for a (nil when there is none).
+func (e *Env) Hint(a Asset, key string) []string {
+	if e == nil || e.Hints == nil {
+		return nil
+	}
+	return e.Hints(a, key)
+}
+
+// Service returns a configured service by name.
+func (e *Env) Service(name string) (Service, bool) {
+	if e == nil {
+		return Service{}, false
+	}
+	s, ok := e.Services[name]
+	return s, ok && s.URL != nil && s.Client != nil
 }
 
 // ErrNoNetwork is returned by DialContext on an Env without a dialer.

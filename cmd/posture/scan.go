@@ -34,6 +34,7 @@ type scanFlags struct {
 	jobTimeout, dnsTimeout, connTimeout  time.Duration
 	ehloName                             string
 	githubTokenEnv, githubAPI, ctURL     string
+	rdapURL                              string
 }
 
 func scanCmd(g *globals) *cobra.Command {
@@ -82,6 +83,7 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.githubTokenEnv, "github-token-env", "GITHUB_TOKEN", "environment variable holding a GitHub token")
 	fl.StringVar(&f.githubAPI, "github-api", "https://api.github.com/", "GitHub REST API base URL")
 	fl.StringVar(&f.ctURL, "ct-url", "https://crt.sh/", "Certificate Transparency search (crt.sh JSON); empty: no CT discovery")
+	fl.StringVar(&f.rdapURL, "rdap-url", "", "RDAP service base URL for domain expiry and registrar lock (e.g. https://rdap.nominet.uk/uk/); empty: those checks are unknown")
 	return c
 }
 
@@ -114,6 +116,11 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	if f.concurrency < 1 || f.perIP < 1 || f.perDomain < 1 {
 		return nil, usagef("--concurrency, --per-ip and --per-domain must be at least 1")
 	}
+	if f.rdapURL != "" {
+		if u, err := url.Parse(f.rdapURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, usagef("--rdap-url %q: want an http(s) URL", f.rdapURL)
+		}
+	}
 	svc := scanner.ServiceClient(nil)
 	gh, err := githubClient(svc, f.githubAPI, os.Getenv(f.githubTokenEnv))
 	if err != nil {
@@ -123,7 +130,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
 		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM,
 		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
-		CTURL: f.ctURL, GitHub: gh, ServiceHTTP: svc,
+		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc,
 		Options: scanner.Options{
 			Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
 			Log: g.log, Progress: progressBar(g.stderr),

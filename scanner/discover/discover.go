@@ -19,6 +19,8 @@ import (
 	"sync"
 
 	"github.com/google/go-github/v60/github"
+	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nhsx/posture/checks/check"
@@ -64,6 +66,10 @@ type Result struct {
 	// Excluded are names something led to (an MX record) that the estate
 	// excludes: not assets, never contacted.
 	Excluded []string
+	// NSHosts are the name servers of estate domains: DNS checks may query
+	// them directly (delegation, AXFR) even when their names are not in
+	// scope (a trust's zone may be hosted). Excluded names are left out.
+	NSHosts map[string]bool
 }
 
 // Run discovers the estate's assets.
@@ -86,7 +92,7 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if o.DNS == nil {
 		o.DNS = &dnsq.Resolver{}
 	}
-	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}}, seen: map[string]bool{}}
+	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}}, seen: map[string]bool{}}
 	want := func(k check.Kind) bool { return o.Kinds == nil || o.Kinds[k] }
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -98,6 +104,16 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 				continue
 			}
 			d.add(check.Asset{Kind: check.KindDomain, Name: dom, Org: org.Code, Domain: dom, Source: "estate"})
+			if want(check.KindDomain) {
+				g.Go(func() error {
+					for _, h := range nameServers(gctx, o.DNS, e, dom) {
+						d.mu.Lock()
+						d.res.NSHosts[h] = true
+						d.mu.Unlock()
+					}
+					return nil
+				})
+			}
 			if want(check.KindHost) {
 				g.Go(func() error { d.hosts(gctx, org.Code, dom); return nil })
 			}
@@ -282,6 +298,49 @@ func (d *run) mx(ctx context.Context, org, dom string) {
 		d.mu.Unlock()
 		d.add(check.Asset{Kind: check.KindMail, Name: h, Org: org, Domain: dom, Source: "mx"})
 	}
+}
+
+// NameServers are the NS hosts of the estate's domains (and of the zones
+// they are in), less excluded names: what DNS checks may query directly.
+func NameServers(ctx context.Context, r *dnsq.Resolver, e *estate.Estate) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range e.Organisations {
+		for _, dom := range o.Domains {
+			for _, h := range nameServers(ctx, r, e, dom) {
+				out[h] = true
+			}
+		}
+	}
+	return out
+}
+
+// nameServers asks NS at dom and, while there is none (dom is not a zone
+// apex), at its parents up to the public suffix's child.
+func nameServers(ctx context.Context, r *dnsq.Resolver, e *estate.Estate, dom string) []string {
+	if r == nil {
+		r = &dnsq.Resolver{}
+	}
+	var out []string
+	for name := dom; strings.Count(name, ".") >= 1; {
+		resp, err := r.Query(ctx, name, dns.TypeNS)
+		if err != nil {
+			return out
+		}
+		for _, rr := range resp.Of(dns.TypeNS) {
+			h := strings.ToLower(strings.TrimSuffix(rr.(*dns.NS).Ns, "."))
+			if estate.ValidDomain(h, false) == nil && !e.Excluded(h) {
+				out = append(out, h)
+			}
+		}
+		if len(out) > 0 || resp.NXDomain() {
+			return out
+		}
+		_, name, _ = strings.Cut(name, ".")
+		if ps, _ := publicsuffix.PublicSuffix(name); ps == name {
+			return out
+		}
+	}
+	return out
 }
 
 // ctEntry is one crt.sh result row (only the fields used).

@@ -44,6 +44,10 @@ type Organisation struct {
 	Contacts []string `yaml:"contacts" json:"contacts,omitempty"`
 	Domains  []string `yaml:"domains" json:"domains,omitempty"`
 	GitHub   []string `yaml:"github" json:"github,omitempty"`
+	// DKIMSelectors are the DKIM selectors the organisation signs with
+	// (selectors cannot be enumerated from DNS), tried before a built-in
+	// list of common ones.
+	DKIMSelectors []string `yaml:"dkim_selectors" json:"dkim_selectors,omitempty"`
 }
 
 // Error is one problem in an estate file, with its position.
@@ -199,13 +203,14 @@ func (p *parser) scope(n *yaml.Node, s *Scope) {
 
 func (p *parser) org(n *yaml.Node, o *Organisation) {
 	p.fields(n, "organisation", map[string]func(*yaml.Node){
-		"code":     func(v *yaml.Node) { o.Code = p.str(v, "code") },
-		"name":     func(v *yaml.Node) { o.Name = p.str(v, "name") },
-		"kind":     func(v *yaml.Node) { o.Kind = p.str(v, "kind") },
-		"parent":   func(v *yaml.Node) { o.Parent = p.str(v, "parent") },
-		"contacts": func(v *yaml.Node) { o.Contacts = p.emails(v) },
-		"domains":  func(v *yaml.Node) { o.Domains = p.domains(v, "domain", false) },
-		"github":   func(v *yaml.Node) { o.GitHub = p.logins(v) },
+		"code":           func(v *yaml.Node) { o.Code = p.str(v, "code") },
+		"name":           func(v *yaml.Node) { o.Name = p.str(v, "name") },
+		"kind":           func(v *yaml.Node) { o.Kind = p.str(v, "kind") },
+		"parent":         func(v *yaml.Node) { o.Parent = p.str(v, "parent") },
+		"contacts":       func(v *yaml.Node) { o.Contacts = p.emails(v) },
+		"domains":        func(v *yaml.Node) { o.Domains = p.domains(v, "domain", false) },
+		"github":         func(v *yaml.Node) { o.GitHub = p.logins(v) },
+		"dkim_selectors": func(v *yaml.Node) { o.DKIMSelectors = p.selectors(v) },
 	})
 	if n.Kind != yaml.MappingNode {
 		return
@@ -315,6 +320,21 @@ func (p *parser) emails(n *yaml.Node) []string {
 		}
 		if err := ValidDomain(strings.ToLower(s[strings.LastIndex(s, "@")+1:]), false); err != nil {
 			p.errorf(v, "contact %q: domain: %v", s, err)
+			return
+		}
+		out = append(out, s)
+	})
+	return out
+}
+
+// selectors reads DKIM selectors: one or more DNS labels (RFC 6376 §3.1:
+// a selector may have dots), not under _domainkey themselves.
+func (p *parser) selectors(n *yaml.Node) []string {
+	var out []string
+	p.list(n, "dkim_selectors", func(v *yaml.Node, s string) {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if err := ValidDomain(s+".invalid", false); err != nil || strings.Contains(s, "_domainkey") {
+			p.errorf(v, "dkim selector %q: want DNS labels such as selector1 or google (the part before ._domainkey)", s)
 			return
 		}
 		out = append(out, s)

@@ -27,6 +27,7 @@ func TestParseRejectsBadInputWithLine(t *testing.T) {
 		{"unknown top-level key", "scop:\n  suffixes: [nhs.uk]\norganisations:\n  - {code: A, name: A}\n", 1, `unknown key "scop"`},
 		{"duplicate code", head + "  - {code: RXX, name: A}\n  - {code: RXX, name: B}\n", 5, "duplicate organisation code RXX (first at line 4)"},
 		{"domain claimed twice", head + "  - code: RXX\n    name: A\n    domains: [a.nhs.uk]\n  - code: RYY\n    name: B\n    domains: [A.nhs.uk]\n", 9, "a.nhs.uk is claimed by two organisations (also at line 6)"},
+		{"bad dkim selector", head + "  - code: RXX\n    name: A\n    dkim_selectors: [selector1, bad_sel]\n", 6, `dkim selector "bad_sel"`},
 		{"invalid domain", head + "  - code: RXX\n    name: A\n    domains: [bad_domain.nhs.uk]\n", 6, `domain "bad_domain.nhs.uk"`},
 		{"single-label domain", head + "  - code: RXX\n    name: A\n    domains: [localhost]\n", 6, "fully qualified"},
 		{"invalid email", head + "  - code: RXX\n    name: A\n    contacts: [not-an-email]\n", 6, `contact "not-an-email" is not an email address`},
@@ -66,10 +67,13 @@ func TestParseAcceptsParentFromHierarchyAndOwnerIsLongestDomain(t *testing.T) {
 scope: {suffixes: [nhs.uk]}
 organisations:
   - {code: X24, name: NHS England, domains: [nhs.uk]}
-  - {code: R0A, name: Manchester, parent: QOP, domains: [mft.nhs.uk], contacts: [domainmanagement@mft.nhs.uk]}
+  - {code: R0A, name: Manchester, parent: QOP, domains: [mft.nhs.uk], contacts: [domainmanagement@mft.nhs.uk], dkim_selectors: [selector1, s2.mail]}
 `))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := e.Org("R0A").DKIMSelectors; len(got) != 2 || got[1] != "s2.mail" {
+		t.Fatalf("dkim selectors %v", got)
 	}
 	if o, d := e.Owner("www.mft.nhs.uk"); o == nil || o.Code != "R0A" || d != "mft.nhs.uk" {
 		t.Fatalf("owner of www.mft.nhs.uk = %v %q", o, d)
