@@ -28,6 +28,7 @@ type Server struct {
 	zones   []string            // apexes (canonical) we are authoritative for
 	drop    map[string]bool     // owners whose queries get no answer
 	queries atomic.Int64
+	byName  sync.Map // canonical qname → *atomic.Int64
 	udp     *dns.Server
 	tcp     *dns.Server
 }
@@ -119,6 +120,14 @@ func (s *Server) Drop(names ...string) {
 // Queries returns how many queries the server has received.
 func (s *Server) Queries() int64 { return s.queries.Load() }
 
+// QueriesFor returns how many queries for name (any type) it has received.
+func (s *Server) QueriesFor(name string) int64 {
+	if n, ok := s.byName.Load(dns.CanonicalName(name)); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
 // Close stops the server.
 func (s *Server) Close() {
 	if s.udp != nil {
@@ -149,6 +158,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	q := req.Question[0]
 	name := dns.CanonicalName(q.Name)
+	n, _ := s.byName.LoadOrStore(name, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
 	s.mu.RLock()
 	dropped := s.drop[name]
 	s.mu.RUnlock()
