@@ -398,3 +398,46 @@ func TestOnlyTLSJudgesMailHostsToo(t *testing.T) {
 		t.Errorf("tls.no-ssl on the lab's MX hosts: %v, want pass on %s and %s", mailNoSSL, lab.MX1, lab.MX2)
 	}
 }
+
+// TestSharedSPFIncludeIsLookedUpOncePerRun: a thousand lab domains whose
+// SPF records include the same sender policy (as NHS domains include
+// NHSmail's) cost one lookup of it in a run, counted at the lab's DNS
+// server: the resolver's per-run cache shares it, in-flight lookups too.
+func TestSharedSPFIncludeIsLookedUpOncePerRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 1,000-domain scan")
+	}
+	l, err := lab.Start(context.Background(), lab.Config{Domains: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := labConfig(t, l)
+	cfg.Families = []string{"email"}
+	cfg.Checks = nil
+	for _, c := range checks.All() {
+		if c.ID() == "email.spf" {
+			cfg.Checks = append(cfg.Checks, c)
+		}
+	}
+	st := openDB(t, filepath.Join(t.TempDir(), "p.db"))
+	stats, err := scanner.Run(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	includers := 0
+	for _, d := range l.Domains() {
+		for _, r := range d.Records {
+			if strings.Contains(r, "include:"+lab.SharedSPF) {
+				includers++
+				break
+			}
+		}
+	}
+	if includers < 500 {
+		t.Fatalf("only %d lab domains include %s; the test proves little", includers, lab.SharedSPF)
+	}
+	if n := l.DNSQueriesFor(lab.SharedSPF); n != 1 {
+		t.Errorf("%s asked %d times in a run over %d domains (%d include it, %d jobs), want once", lab.SharedSPF, n, len(l.Domains()), includers, stats.Jobs)
+	}
+}

@@ -43,6 +43,7 @@ func TestEmailCasesGroundTruth(t *testing.T) {
 				recs = append(recs, dom.Name+". 300 IN MX 10 "+MX1+".", dom.Name+". 300 IN MX 20 "+MX2+".")
 			}
 			recs = append(recs, MX1+". 300 IN A 127.1.0.3", MX2+". 300 IN A 127.1.0.4")
+			recs = append(recs, sharedSPFRecords()...)
 			// As in the lab, the server answers for all of nhs.uk, so the
 			// DMARC walk's last name, _dmarc.nhs.uk, gets NXDOMAIN.
 			srv, err := dnstest.Start([]string{"nhs.uk."}, recs...)

@@ -368,6 +368,7 @@ func (l *Lab) build(ctx context.Context) (records, drops []string, err error) {
 	}
 	records = append(records, zoneHead(NSZone)...)
 	records = append(records, zoneHead(MailZone)...)
+	records = append(records, sharedSPFRecords()...)
 	records = append(records, zoneHead(OutsideZone)...)
 	records = append(records, OutsideName+". 300 IN A "+OutsideIP, CRLHost+". 300 IN A "+CRLIP)
 
@@ -554,6 +555,9 @@ func (l *Lab) Env() *check.Env {
 		Log: l.log,
 	}
 }
+
+// DNSQueriesFor is how many queries for name the lab DNS has received.
+func (l *Lab) DNSQueriesFor(name string) int64 { return l.dns.QueriesFor(name) }
 
 // Policy is the default policy with the lab CA as the trust anchor, so
 // that Evaluate judges lab chains as a scan of the lab does.
