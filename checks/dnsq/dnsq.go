@@ -39,6 +39,7 @@ type Resolver struct {
 type key struct {
 	name  string
 	qtype uint16
+	do    bool // asked with the DNSSEC OK bit (ExchangeDNSSEC)
 }
 
 type entry struct {
@@ -152,6 +153,30 @@ func (r *Resolver) Queries() int64 {
 // answers (including NXDOMAIN) are cached for the Resolver's life, which is
 // one run. Errors are not cached, so a later retry can succeed.
 func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Response, error) {
+	return r.lookup(ctx, name, qtype, false)
+}
+
+// DNSSECExchanger is implemented by resolvers that can ask with the DNSSEC
+// OK bit (RFC 3225) and checking disabled (RFC 4035 §3.2.2), so that the
+// answer carries the RRSIGs and a validating upstream passes on even data
+// it finds bogus, for the check to judge itself. It is optional: the
+// check.Resolver contract does not require it, and a check that needs it
+// says unknown when env.DNS lacks it.
+type DNSSECExchanger interface {
+	ExchangeDNSSEC(ctx context.Context, name string, qtype uint16) (*dns.Msg, error)
+}
+
+// ExchangeDNSSEC asks one question with DO=1 and CD=1, through a cache
+// kept apart from plain queries (whose sizes the SPF rules judge).
+func (r *Resolver) ExchangeDNSSEC(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	resp, err := r.lookup(ctx, name, qtype, true)
+	if err != nil {
+		return nil, err
+	}
+	return resp.msg, nil
+}
+
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16, do bool) (*Response, error) {
 	r.init()
 	name = dns.CanonicalName(name)
 	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
@@ -161,9 +186,9 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Respo
 		return nil, &Error{Name: name, Type: dns.TypeToString[qtype], Kind: "network", Err: r.initErr}
 	}
 	if r.NoCache {
-		return r.query(ctx, name, qtype)
+		return r.query(ctx, name, qtype, do)
 	}
-	k := key{name, qtype}
+	k := key{name, qtype, do}
 	r.mu.Lock()
 	if e, ok := r.cache[k]; ok {
 		r.mu.Unlock()
@@ -181,7 +206,7 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Respo
 	e := &entry{done: make(chan struct{})}
 	r.cache[k] = e
 	r.mu.Unlock()
-	e.resp, e.err = r.query(ctx, name, qtype)
+	e.resp, e.err = r.query(ctx, name, qtype, do)
 	if e.err != nil {
 		r.mu.Lock()
 		if r.cache[k] == e {
@@ -193,13 +218,14 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Respo
 	return e.resp, e.err
 }
 
-func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*Response, error) {
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16, do bool) (*Response, error) {
 	tname := dns.TypeToString[qtype]
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = true
-	m.SetEdns0(1232, false)
+	m.SetEdns0(1232, do)
 	m.AuthenticatedData = true // ask for the AD bit from a validating upstream
+	m.CheckingDisabled = do    // DNSSEC queries: bogus data too, to judge it ourselves
 
 	timeout := r.Timeout
 	if timeout <= 0 {

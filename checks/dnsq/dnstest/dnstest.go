@@ -205,11 +205,14 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if len(m.Answer) == 0 && !s.names[name] {
 		m.Rcode = dns.RcodeNameError
 	}
+	if o := req.IsEdns0(); o != nil && o.Do() {
+		m.Answer = s.withSigs(m.Answer)
+	}
 	if w.LocalAddr().Network() == "udp" {
 		size := 512
 		if o := req.IsEdns0(); o != nil {
 			size = int(o.UDPSize())
-			m.SetEdns0(o.UDPSize(), false)
+			m.SetEdns0(o.UDPSize(), o.Do())
 		}
 		m.Truncate(size)
 	}
@@ -244,4 +247,30 @@ func (s *Server) Replace(owner string, rrtype uint16, records ...string) error {
 	s.rrs[owner] = append(kept, add...)
 	s.names[owner] = true
 	return nil
+}
+
+// withSigs adds to an answer the RRSIG records served at each of its
+// owners that cover its types (RFC 4035 §3.1.1), for a query with the
+// DNSSEC OK bit. The server signs nothing itself: RRSIGs are records it
+// was given. Called with s.mu held.
+func (s *Server) withSigs(answer []dns.RR) []dns.RR {
+	type set struct {
+		owner string
+		t     uint16
+	}
+	seen := map[set]bool{}
+	out := answer
+	for _, rr := range answer {
+		k := set{dns.CanonicalName(rr.Header().Name), rr.Header().Rrtype}
+		if k.t == dns.TypeRRSIG || seen[k] {
+			continue
+		}
+		seen[k] = true
+		for _, sig := range s.rrs[k.owner] {
+			if r, ok := sig.(*dns.RRSIG); ok && r.TypeCovered == k.t {
+				out = append(out, sig)
+			}
+		}
+	}
+	return out
 }
