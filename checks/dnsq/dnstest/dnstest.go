@@ -2,13 +2,16 @@
 // miekg/dns, for tests and the lab: it serves records given in zone-file form
 // over UDP and TCP, answers NXDOMAIN below its zones and NODATA for names
 // that exist, can drop queries for chosen names (so resolvers time out),
-// chases CNAMEs within its own data like a recursive resolver would, and
-// counts the queries it receives.
+// chases CNAMEs within its own data like a recursive resolver would,
+// synthesises answers from wildcards (RFC 4592), serves zone transfers of
+// the zones AllowTransfer opens (refusing the others), and counts the
+// queries it receives.
 package dnstest
 
 import (
 	"fmt"
 	"net"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,12 +24,16 @@ type Server struct {
 	Addr string // "127.0.0.1:port", the same port for UDP and TCP
 	// Latency delays every answer (to model slow upstreams).
 	Latency time.Duration
+	// NoAA clears the AA bit of every answer: a lame server, answering
+	// for zones it is not authoritative for. Set it before queries come.
+	NoAA bool
 
 	mu      sync.RWMutex
 	rrs     map[string][]dns.RR // owner (canonical) → records
 	names   map[string]bool     // owners and their ancestors that exist (empty non-terminals)
 	zones   []string            // apexes (canonical) we are authoritative for
 	drop    map[string]bool     // owners whose queries get no answer
+	xfr     map[string]bool     // zones whose transfer (AXFR) is open
 	queries atomic.Int64
 	byName  sync.Map // canonical qname → *atomic.Int64
 	udp     *dns.Server
@@ -169,9 +176,13 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if s.Latency > 0 {
 		time.Sleep(s.Latency)
 	}
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		s.transfer(w, req, name)
+		return
+	}
 	m := new(dns.Msg)
 	m.SetReply(req)
-	m.Authoritative = true
+	m.Authoritative = !s.NoAA
 	m.RecursionAvailable = true
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -183,7 +194,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	cur := name
 	for hops := 0; hops < 10; hops++ {
 		var cname *dns.CNAME
-		for _, rr := range s.rrs[cur] {
+		for _, rr := range s.owned(cur) {
 			if rr.Header().Rrtype == q.Qtype || q.Qtype == dns.TypeANY {
 				m.Answer = append(m.Answer, rr)
 			} else if c, ok := rr.(*dns.CNAME); ok {
@@ -202,7 +213,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			return
 		}
 	}
-	if len(m.Answer) == 0 && !s.names[name] {
+	if len(m.Answer) == 0 && !s.exists(name) {
 		m.Rcode = dns.RcodeNameError
 	}
 	if o := req.IsEdns0(); o != nil && o.Do() {
@@ -273,4 +284,114 @@ func (s *Server) withSigs(answer []dns.RR) []dns.RR {
 		}
 	}
 	return out
+}
+
+// owned returns the records at name: its own or, when name does not
+// exist, those of the wildcard that covers it with their owner rewritten
+// to name (RFC 4592 §3.3: synthesis from *.<closest encloser>).
+func (s *Server) owned(name string) []dns.RR {
+	if s.names[name] {
+		return s.rrs[name]
+	}
+	w := s.wildcard(name)
+	if w == "" {
+		return nil
+	}
+	out := make([]dns.RR, 0, len(s.rrs[w]))
+	for _, rr := range s.rrs[w] {
+		c := dns.Copy(rr)
+		c.Header().Name = name
+		out = append(out, c)
+	}
+	return out
+}
+
+// wildcard returns the owner of the wildcard that synthesises answers for
+// name, "" if none does: name does not exist, and its closest encloser
+// (the longest ancestor that exists, empty non-terminals included) has a
+// "*" child (RFC 4592 §3.3.1).
+func (s *Server) wildcard(name string) string {
+	if s.names[name] {
+		return ""
+	}
+	for n := name; ; {
+		i, end := dns.NextLabel(n, 0)
+		if end || n[i:] == "." {
+			return ""
+		}
+		n = n[i:]
+		if s.names[n] {
+			if s.names["*."+n] {
+				return "*." + n
+			}
+			return ""
+		}
+	}
+}
+
+// exists reports whether name exists: it owns records, is an empty
+// non-terminal, or a wildcard covers it (NODATA, not NXDOMAIN, for the
+// types the wildcard lacks).
+func (s *Server) exists(name string) bool { return s.names[name] || s.wildcard(name) != "" }
+
+// AllowTransfer opens zone transfers (AXFR) of the zones named, each an
+// owner of an SOA record here. Every other transfer is refused, as an
+// authoritative server should refuse them to strangers (RFC 5936 §6).
+func (s *Server) AllowTransfer(zones ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.xfr == nil {
+		s.xfr = map[string]bool{}
+	}
+	for _, z := range zones {
+		s.xfr[dns.CanonicalName(z)] = true
+	}
+}
+
+// transfer answers AXFR (and IXFR, with a full transfer: RFC 1995 §4) over
+// TCP for an open zone: its SOA, every record at or below the apex, the
+// SOA again (RFC 5936 §2.2), 100 records a message. Anything else is
+// REFUSED.
+func (s *Server) transfer(w dns.ResponseWriter, req *dns.Msg, zone string) {
+	s.mu.RLock()
+	var soa dns.RR
+	var body []dns.RR
+	if s.xfr[zone] && w.LocalAddr().Network() == "tcp" {
+		for _, rr := range s.rrs[zone] {
+			if rr.Header().Rrtype == dns.TypeSOA {
+				soa = rr
+			}
+		}
+		var owners []string
+		for o := range s.rrs {
+			if dns.IsSubDomain(zone, o) {
+				owners = append(owners, o)
+			}
+		}
+		sort.Strings(owners)
+		for _, o := range owners {
+			for _, rr := range s.rrs[o] {
+				if rr != soa {
+					body = append(body, rr)
+				}
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if soa == nil {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
+	ch := make(chan *dns.Envelope, len(body)/100+3)
+	ch <- &dns.Envelope{RR: []dns.RR{soa}}
+	for len(body) > 0 {
+		n := min(100, len(body))
+		ch <- &dns.Envelope{RR: body[:n]}
+		body = body[n:]
+	}
+	ch <- &dns.Envelope{RR: []dns.RR{soa}}
+	close(ch)
+	_ = new(dns.Transfer).Out(w, req, ch) // a client that hangs up early ends it
 }
