@@ -22,6 +22,7 @@ func All() []check.Check {
 		tlscheck.Protocols(), tlscheck.Certificate(),
 		smtptls.Check(),
 		dnscheck.CAACheck(),
+		dnscheck.DNSSECCheck(),
 	}
 }
 
