@@ -2,6 +2,7 @@ package smtptls
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/mtasts"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/tlsprobe"
 )
@@ -47,10 +49,18 @@ func (o Options) timeout() time.Duration {
 
 // Evidence is what the collector saw on one MX host: one probe per
 // address (an MX name's addresses may be different servers).
+//
+// Version 3 (this one) adds MTASTS; version 2 evidence is read with it
+// absent (the domain's MTA-STS mode unknown).
 type Evidence struct {
 	Host  string   `json:"host"`
 	Port  int      `json:"port"`
 	Addrs []MXAddr `json:"addrs"`
+	// MTASTS is the MTA-STS discovery of the estate domain the MX host
+	// was found under (Asset.Domain): under a valid enforce policy a bad
+	// certificate stops delivery, so email.mx.cert is high. nil: the
+	// asset names no domain, or the evidence predates it.
+	MTASTS *mtasts.Discovery `json:"mta_sts,omitempty"`
 }
 
 // MXAddr is what one address of the MX host said.
@@ -90,7 +100,7 @@ var Rules = withRule([]check.Meta{
 	},
 	{
 		ID: MXCert, Family: "email", Title: "MX certificate valid", Severity: check.Medium, Targets: mailOnly,
-		Description: "The MX certificate's chain, its name (the MX host), key, signature, dates and revocation (a stapled OCSP status, or the CRL listing it), judged as in tls.cert.*. (checks.md raises it to high under MTA-STS enforce; that waits for the MTA-STS check.)",
+		Description: "The MX certificate's chain, its name (the MX host), key, signature, dates and revocation (a stapled OCSP status, or the CRL listing it), judged as in tls.cert.*. A fail or warning is high when the domain the MX host serves has a valid MTA-STS policy in enforce mode (senders that honour it refuse delivery over a bad certificate).",
 		Remediation: "Install a certificate from a public CA that names the MX host, with the full chain, an RSA 2048/ECDSA P-256 key and automated renewal. Senders enforcing MTA-STS refuse delivery otherwise.",
 		Standards:   []check.Ref{mc("certificate rules"), {Standard: "RFC 8461 (MTA-STS)", Section: "§4.2 (PKIX validation of MX certificates)", URL: "https://www.rfc-editor.org/rfc/rfc8461", Status: "unverified"}},
 	},
@@ -146,12 +156,26 @@ func CheckWith(o Options) check.Check {
 		Collect:  o.collect,
 		Evaluate: evaluate,
 		// 2: every address, and the certificates as served (raw DER).
-		Version: 2,
+		// 3: the domain's MTA-STS discovery.
+		Version: 3,
+		Upgrade: upgrade,
 		Policy:  tlscheck.Settings,
 		// A dozen SMTP sessions, each allowed its own timeout, on MX hosts
 		// that greet slowly on purpose: more than the default job limit.
 		Timeout: 5 * time.Minute,
 	})
+}
+
+// upgrade reads version 2 evidence: the same, without the MTA-STS
+// discovery (the mode is unknown, so the certificate keeps its severity).
+func upgrade(version int, data json.RawMessage) (Evidence, error) {
+	var ev Evidence
+	if version != 2 {
+		return ev, fmt.Errorf("no upgrade from version %d", version)
+	}
+	err := json.Unmarshal(data, &ev)
+	ev.MTASTS = nil
+	return ev, err
 }
 
 // recorder keeps the first session of a dialer shared by every probe.
@@ -190,6 +214,12 @@ func (o Options) collect(ctx context.Context, env *check.Env, a check.Asset) (Ev
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
 		wg.Go(func() { ev.Addrs[i] = o.probe(ctx, env, addr, a.Name, ehlo) })
+	}
+	if a.Domain != "" {
+		wg.Go(func() {
+			d := mtasts.Discover(ctx, env, a.Domain)
+			ev.MTASTS = &d
+		})
 	}
 	wg.Wait()
 	for _, m := range ev.Addrs {
@@ -264,9 +294,30 @@ func evaluate(in check.In[Evidence]) []check.Finding {
 	}
 	var out []check.Finding
 	for _, id := range ids {
-		out = append(out, finding(id, tlscheck.Combine(per[id], len(ev.Addrs))))
+		f := finding(id, tlscheck.Combine(per[id], len(ev.Addrs)))
+		if id == MXCert {
+			enforced(&f, ev.MTASTS, in)
+		}
+		out = append(out, f)
 	}
 	return out
+}
+
+// enforced makes a failing or warning email.mx.cert high when the domain's
+// valid MTA-STS policy is in enforce mode (checks.md §1.6): senders that
+// honour it then refuse to deliver over a certificate they cannot verify.
+// An operator's severity override still wins (check.Policy.Severity).
+func enforced(f *check.Finding, d *mtasts.Discovery, in check.In[Evidence]) {
+	if d == nil || (f.Outcome != check.Fail && f.Outcome != check.Warn) {
+		return
+	}
+	if mode, known := mtasts.InForce(*d, in.CollectedAt, in.Policy); !known || mode != mtasts.ModeEnforce {
+		return
+	}
+	if f.Severity.Rank() < check.High.Rank() {
+		f.Severity = check.High
+	}
+	f.Message += fmt.Sprintf("; %s has an MTA-STS policy in enforce mode, so senders that honour it refuse to deliver to this host", d.Domain)
 }
 
 // evaluateAddr judges one address.
