@@ -564,7 +564,7 @@ func (l *Lab) DNSQueriesFor(name string) int64 { return l.dns.QueriesFor(name) }
 func (l *Lab) Policy() *check.Policy {
 	p := check.DefaultPolicy()
 	p.Roots = l.Roots
-	return p
+	return dnssecPolicy(p) // and the lab's DNSSEC trust anchor, nhs.uk
 }
 
 // Domains returns the stamped lab domains (records, hosts and expectations
