@@ -12,7 +12,7 @@ import (
 )
 
 func reevalCmd(g *globals) *cobra.Command {
-	var db, policy, caFile string
+	var db, policy, caFile, trustAnchor string
 	c := &cobra.Command{
 		Use:   "reeval",
 		Short: "Re-apply a policy to the newest run's stored evidence (no network)",
@@ -25,6 +25,10 @@ func reevalCmd(g *globals) *cobra.Command {
 				if pol, err = checks.LoadPolicy(policy); err != nil {
 					return &usageError{err}
 				}
+			}
+			pol, err := withTrustAnchors(pol, trustAnchor)
+			if err != nil {
+				return err
 			}
 			var extra []byte
 			if caFile != "" {
@@ -94,6 +98,7 @@ func reevalCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
 	c.Flags().StringVar(&policy, "policy", "", "policy file (YAML); default: the built-in policy")
+	c.Flags().StringVar(&trustAnchor, "trust-anchor", "", "DNSSEC trust anchors (DS or DNSKEY records in zone-file form) to judge dns.dnssec with, replacing the built-in root anchors")
 	c.Flags().StringVar(&caFile, "ca-file", "", "extra trusted CA certificates (PEM), besides the system roots and those the run was scanned with")
 	return c
 }
