@@ -11,6 +11,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/dnscheck"
 	"github.com/nhsx/posture/checks/email"
+	"github.com/nhsx/posture/checks/mtasts"
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
 )
@@ -21,6 +22,8 @@ func All() []check.Check {
 		email.SPF(), email.DMARC(),
 		tlscheck.Protocols(), tlscheck.Certificate(),
 		smtptls.Check(),
+		mtasts.Check(),
+		mtasts.TLSRPTCheck(),
 		dnscheck.CAACheck(),
 		dnscheck.DNSSECCheck(),
 	}
