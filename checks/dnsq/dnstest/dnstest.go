@@ -115,6 +115,16 @@ func (s *Server) Add(records ...string) error {
 	return nil
 }
 
+// AddZones makes the server authoritative for more zones (a lab that
+// serves a hosting provider's names too).
+func (s *Server) AddZones(zones ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, z := range zones {
+		s.zones = append(s.zones, dns.CanonicalName(z))
+	}
+}
+
 // Drop makes queries for name go unanswered.
 func (s *Server) Drop(names ...string) {
 	s.mu.Lock()

@@ -134,3 +134,24 @@ func TestNoAAClearsTheAuthoritativeBit(t *testing.T) {
 		t.Fatalf("answer %v, %v: want the SOA without AA", in, err)
 	}
 }
+
+// TestAddZonesMakesTheServerAnswerForMore: names of a zone added after the
+// start are answered (NXDOMAIN included) instead of refused.
+func TestAddZonesMakesTheServerAnswerForMore(t *testing.T) {
+	srv, err := dnstest.Start([]string{"lab.test"}, `x.provider.test. 300 IN A 192.0.2.1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	r := &dnsq.Resolver{Servers: []string{srv.Addr}, Timeout: time.Second, Retries: -1, NoCache: true}
+	if _, err := r.Query(context.Background(), "x.provider.test", dns.TypeA); err == nil {
+		t.Fatal("a name outside the zones was answered")
+	}
+	srv.AddZones("provider.test")
+	for name, want := range map[string]string{"x.provider.test": "NOERROR", "y.provider.test": "NXDOMAIN"} {
+		resp, err := r.Query(context.Background(), name, dns.TypeA)
+		if err != nil || resp.Rcode != want {
+			t.Errorf("%s: %v, %v; want %s", name, resp, err, want)
+		}
+	}
+}
