@@ -20,6 +20,10 @@ import (
 func All() []check.Check {
 	return []check.Check{
 		email.SPF(), email.DMARC(),
+		email.DKIM(),
+		email.NullMX(),
+		email.PTR(),
+		email.DANECheck(),
 		tlscheck.Protocols(), tlscheck.Certificate(),
 		smtptls.Check(),
 		mtasts.Check(),

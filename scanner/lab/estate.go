@@ -68,6 +68,9 @@ type estateOrg struct {
 	Contacts []string `yaml:"contacts,omitempty"`
 	Domains  []string `yaml:"domains,omitempty"`
 	GitHub   []string `yaml:"github,omitempty"`
+	// DKIMSelectors are the selectors the organisation's domains sign
+	// with that a scan would not guess (dkim.go).
+	DKIMSelectors []string `yaml:"dkim_selectors,omitempty"`
 }
 
 type estateFile struct {
@@ -109,7 +112,7 @@ func (l *Lab) buildEstate() ([]byte, error) {
 	}
 	for _, o := range l.orgs {
 		eo := estateOrg{Code: o.Code, Name: o.Name, Kind: "trust", Parent: o.Parent,
-			Contacts: []string{"domainmanagement@" + o.Domains[0]}, Domains: o.Domains}
+			Contacts: []string{"domainmanagement@" + o.Domains[0]}, Domains: o.Domains, DKIMSelectors: l.orgSelectors(o)}
 		if o.GitHub != "" {
 			eo.GitHub = []string{o.GitHub}
 		}

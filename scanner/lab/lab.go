@@ -496,10 +496,12 @@ func under(name, zone string) bool { return name == zone || strings.HasSuffix(na
 func (l *Lab) startDNS(records, drops []string) error {
 	// The lab is authoritative from uk. down, so that a climb towards the
 	// root (CAA, DMARC's tree walk) gets answers, not refusals.
-	srv, err := dnstest.Start([]string{"uk.", OutsideZone + "."})
+	// in-addr.arpa: the reverse DNS of the lab's hosts (dkim.go).
+	srv, err := dnstest.Start([]string{"uk.", OutsideZone + ".", "in-addr.arpa."})
 	if err != nil {
 		return fmt.Errorf("lab: dns: %w", err)
 	}
+	records = append(slices.Clip(records), l.ptrRecords()...)
 	l.dns = srv
 	// Set before Add: Add's lock orders this write before any query's read.
 	srv.Latency = l.cfg.Latency
@@ -552,7 +554,8 @@ func (l *Lab) Env() *check.Env {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		CRLs: crl.Source{Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial,
 			MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}}, Cache: &crl.Cache{}},
-		Log: l.log,
+		Log:   l.log,
+		Hints: l.dkimHints(),
 	}
 }
 
