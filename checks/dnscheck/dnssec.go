@@ -177,10 +177,11 @@ func dnssecRecords(m *dns.Msg, name string, t uint16) (records, denial []string,
 		if !strings.EqualFold(dns.CanonicalName(h.Name), name) {
 			continue
 		}
+		sig, isSig := rr.(*dns.RRSIG)
 		switch {
 		case h.Rrtype == t:
 			set++
-		case h.Rrtype == dns.TypeRRSIG && rr.(*dns.RRSIG).TypeCovered == t:
+		case isSig && sig.TypeCovered == t:
 			sigs++
 		default:
 			continue
