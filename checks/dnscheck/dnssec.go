@@ -81,9 +81,9 @@ func DNSSECCheck() check.Check {
 				"publish the DS of the current key-signing key at the registrar; if you cannot fix it quickly, remove the DS at the registrar so the zone is treated as unsigned.",
 			Standards: []check.Ref{
 				{Standard: "GOV.UK: Use your .gov.uk domain name", Section: "The registry supports DNSSEC and GDS recommends that you consider this", URL: "https://www.gov.uk/guidance/apply-for-a-uk-government-domain-name"},
-				{Standard: "GDS Way: Security overview", Section: "§2 Enable DNSSEC if practicable", URL: "https://gds-way.digital.cabinet-office.gov.uk/standards/operating-a-service.html"},
-				{Standard: "RFC 4035 (DNSSEC protocol modifications)", Section: "§5 Authenticating DNS responses: §5.2 DS to DNSKEY, §5.3 RRSIG checks, §4.3 secure, insecure, bogus", URL: "https://www.rfc-editor.org/rfc/rfc4035"},
-				{Standard: "RFC 8624 (DNSSEC algorithm implementation requirements)", Section: "§3.1 DNSKEY algorithms, §3.3 DS digest types", URL: "https://www.rfc-editor.org/rfc/rfc8624"},
+				{Standard: "GDS Way: Security overview for websites", Section: "§2 Domain Name Registrar, Must Do: Enable DNSSEC if available", URL: "https://gds-way.digital.cabinet-office.gov.uk/manuals/security-overview-for-websites.html"},
+				{Standard: "RFC 4035 (DNSSEC protocol modifications)", Section: "§5 Authenticating DNS responses: §5.2 DS to DNSKEY, §5.3 RRSIG checks, §4.3 secure, insecure, bogus", URL: "https://www.rfc-editor.org/rfc/rfc4035", Status: "unverified"},
+				{Standard: "RFC 8624 (DNSSEC algorithm implementation requirements)", Section: "§3.1 DNSKEY algorithms, §3.3 DS digest types", URL: "https://www.rfc-editor.org/rfc/rfc8624", Status: "unverified"},
 				{Standard: "NCSC CAF v3.2", Section: "B4.c Secure management (evidence only)", URL: "https://www.ncsc.gov.uk/collection/cyber-assessment-framework"},
 			},
 		}},
