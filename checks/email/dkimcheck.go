@@ -66,8 +66,14 @@ type DKIMEvidence struct {
 	// Estate are the selectors the estate file names for the domain's
 	// organisation (dkim_selectors), as asked; Rejected those that are not
 	// selectors (not asked).
-	Estate    []string       `json:"estate,omitempty"`
-	Rejected  []string       `json:"rejected,omitempty"`
+	Estate   []string `json:"estate,omitempty"`
+	Rejected []string `json:"rejected,omitempty"`
+	// Node is the TXT lookup at _domainkey.<domain>. NXDOMAIN there means
+	// no name below it exists (RFC 8020 §2), so no selector can: the
+	// common selectors and the probe are then not asked (Pruned), only
+	// the estate's.
+	Node      Lookup         `json:"node"`
+	Pruned    bool           `json:"pruned,omitempty"`
 	Probe     DKIMSelector   `json:"probe"`
 	Selectors []DKIMSelector `json:"selectors"`
 }
@@ -124,6 +130,8 @@ func collectDKIM(ctx context.Context, env *check.Env, a check.Asset) (DKIMEviden
 	if err := noDomain("dkim", ev.MX); err != nil {
 		return ev, err
 	}
+	ev.Node = query(ctx, r, "_domainkey."+domain, dns.TypeTXT)
+	ev.Pruned = ev.Node.Rcode == "NXDOMAIN"
 	var sels []DKIMSelector
 	seen := map[string]bool{}
 	for _, s := range env.Hint(a, "dkim_selectors") {
@@ -138,17 +146,19 @@ func collectDKIM(ctx context.Context, env *check.Env, a check.Asset) (DKIMEviden
 			sels = append(sels, DKIMSelector{Selector: s, Source: "estate"})
 		}
 	}
-	for _, s := range DKIMCommonSelectors {
-		if !seen[s] && len(sels) < dkimMaxSelectors {
-			seen[s] = true
-			sels = append(sels, DKIMSelector{Selector: s, Source: "common"})
+	all := sels
+	if !ev.Pruned {
+		for _, s := range DKIMCommonSelectors {
+			if !seen[s] && len(all) < dkimMaxSelectors {
+				seen[s] = true
+				all = append(all, DKIMSelector{Selector: s, Source: "common"})
+			}
 		}
+		// A random selector: only a wildcard answers it.
+		b := make([]byte, 8)
+		rand.Read(b)
+		all = append(all, DKIMSelector{Selector: "posture-probe-" + hex.EncodeToString(b), Source: "probe"})
 	}
-	// A random selector: only a wildcard answers it.
-	b := make([]byte, 8)
-	rand.Read(b)
-	ev.Probe = DKIMSelector{Selector: "posture-probe-" + hex.EncodeToString(b), Source: "probe"}
-	all := append(sels, ev.Probe)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, dkimParallel)
 	for i := range all {
@@ -161,7 +171,10 @@ func collectDKIM(ctx context.Context, env *check.Env, a check.Asset) (DKIMEviden
 		}()
 	}
 	wg.Wait()
-	ev.Selectors, ev.Probe = all[:len(sels)], all[len(sels)]
+	if !ev.Pruned {
+		all, ev.Probe = all[:len(all)-1], all[len(all)-1]
+	}
+	ev.Selectors = all
 	return ev, nil
 }
 
@@ -391,7 +404,15 @@ func dkimJudge(ev DKIMEvidence, parked bool) check.Finding {
 	case len(failed) > 0:
 		return unknown(id, rule, tail(fmt.Sprintf("no DKIM key found among the %d selectors tried", tried)), failed[0].Lookup.Class)
 	}
-	f := unknown(id, rule, tail(fmt.Sprintf("no DKIM selector found among the %d tried (%s): DKIM not determined", tried, dkimSources(ev))), "no-selector")
+	msg := fmt.Sprintf("no DKIM selector found among the %d tried (%s): DKIM not determined", tried, dkimSources(ev))
+	if ev.Pruned {
+		msg = fmt.Sprintf("no DKIM selector: %s does not exist (NXDOMAIN), so no selector below it does (RFC 8020)", ev.Node.Name)
+		if len(ev.Estate) > 0 {
+			msg += fmt.Sprintf(", and the estate file's %s were not found either", strings.Join(ev.Estate, ", "))
+		}
+		msg += ": DKIM not determined"
+	}
+	f := unknown(id, rule, tail(msg), "no-selector")
 	f.Remediation = remedyDKIMUnknown
 	return f
 }

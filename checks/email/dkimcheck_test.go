@@ -116,6 +116,8 @@ func TestEvaluateDKIM(t *testing.T) {
 	mxFailed.TXT = dkimParkedTXT
 	wildMXFailed := dkimEv(true, []string{null})
 	wildMXFailed.MX = mxFailed.MX
+	pruned := DKIMEvidence{Domain: dkimZone, MX: dkimSendingMX, TXT: dkimSendingTXT, Pruned: true,
+		Node: Lookup{Name: "_domainkey." + dkimZone, Type: "TXT", Rcode: "NXDOMAIN", Void: true}}
 	for _, tc := range []struct {
 		name   string
 		ev     DKIMEvidence
@@ -148,6 +150,8 @@ func TestEvaluateDKIM(t *testing.T) {
 			[]string{"selector1: RSA 2048", "revoked: selector2"}, nil},
 		{"no selector found is not determined, never fail", dkimEv(false, nil), check.Unknown, "no-selector",
 			[]string{"no DKIM selector found among the 20 tried", "not determined"}, nil},
+		{"no _domainkey node is not determined, never fail", pruned, check.Unknown, "no-selector",
+			[]string{"_domainkey.trust.nhs.uk does not exist (NXDOMAIN)", "RFC 8020", "not determined"}, nil},
 		{"a protective wildcard on a parked domain passes without listing every selector", dkimEv(true, []string{null}), check.Pass, "",
 			[]string{"null DKIM on a parked domain", "protective wildcard", "20 of those tried"}, []string{"selector1", "google"}},
 		{"a protective wildcard on a sending domain leaves DKIM not determined", dkimEv(false, []string{null}), check.Unknown, "no-selector",
@@ -207,6 +211,8 @@ func TestCollectDKIM(t *testing.T) {
 	sending := []string{d + ". 300 IN MX 10 mx." + d + ".", dkimTXT(d, "v=spf1 ip4:192.0.2.0/24 -all")}
 	parked := []string{d + ". 300 IN MX 0 .", dkimTXT(d, "v=spf1 -all")}
 	asset := check.Asset{Kind: check.KindDomain, Name: d, Domain: d}
+	// A selector the scanner does not ask: _domainkey.<d> exists.
+	unrelated := dkimTXT("unasked-2019._domainkey."+d, "v=DKIM1; p=")
 	hints := func(sels ...string) func(check.Asset, string) []string {
 		return func(a check.Asset, key string) []string {
 			if key != "dkim_selectors" || a.Name != d {
@@ -270,7 +276,7 @@ func TestCollectDKIM(t *testing.T) {
 		for _, s := range DKIMCommonSelectors {
 			drop = append(drop, s+"._domainkey."+d)
 		}
-		env, _ := dkimServe(t, []string{d}, drop, sending...)
+		env, _ := dkimServe(t, []string{d}, drop, append(sending, unrelated)...)
 		f, _, _ := dkimRun[DKIMEvidence](t, DKIM(), env, asset)
 		if f.Outcome != check.Unknown || f.Reason != "timeout" {
 			t.Errorf("%s %s %q, want unknown (timeout)", f.Outcome, f.Reason, f.Message)
@@ -281,7 +287,7 @@ func TestCollectDKIM(t *testing.T) {
 		for i := range 40 {
 			many = append(many, fmt.Sprintf("sel%d", i))
 		}
-		env, srv := dkimServe(t, []string{d}, nil, sending...)
+		env, srv := dkimServe(t, []string{d}, nil, append(sending, unrelated)...)
 		env.Hints = hints(many...)
 		f, ev, _ := dkimRun[DKIMEvidence](t, DKIM(), env, asset)
 		if len(ev.Selectors) != dkimMaxSelectors || ev.Selectors[29].Selector != "sel29" || srv.QueriesFor("selector1._domainkey."+d) != 0 {
@@ -289,6 +295,19 @@ func TestCollectDKIM(t *testing.T) {
 		}
 		if !strings.Contains(f.Message, "among the 30 tried") {
 			t.Errorf("message %q", f.Message)
+		}
+	})
+	t.Run("no _domainkey node: only the estate's selectors are asked (RFC 8020)", func(t *testing.T) {
+		env, srv := dkimServe(t, []string{d}, nil, sending...)
+		env.Hints = hints("nhs2026")
+		f, ev, _ := dkimRun[DKIMEvidence](t, DKIM(), env, asset)
+		if f.Outcome != check.Unknown || f.Reason != "no-selector" || !strings.Contains(f.Message, "_domainkey.trust.nhs.uk does not exist (NXDOMAIN)") ||
+			!strings.Contains(f.Message, "estate file's nhs2026 were not found") {
+			t.Errorf("%s %s %q", f.Outcome, f.Reason, f.Message)
+		}
+		if !ev.Pruned || len(ev.Selectors) != 1 || ev.Probe.Selector != "" || srv.QueriesFor("selector1._domainkey."+d) != 0 ||
+			srv.QueriesFor("nhs2026._domainkey."+d) != 1 {
+			t.Errorf("pruned %v, selectors %+v, probe %+v", ev.Pruned, ev.Selectors, ev.Probe)
 		}
 	})
 	t.Run("an oversized record is cut and fails to parse", func(t *testing.T) {
