@@ -90,6 +90,7 @@ type world struct {
 	soaSigner           *tkey // signs the child's SOA (default: child)
 	tamperSOA           bool
 	unsigned            bool // no DS, no DNSKEY, no RRSIG at the child
+	dupSOA              bool // the SOA served twice
 	dsAlg               uint8
 	lookupErr           map[[2]string]string
 	drop                map[[2]string]bool
@@ -184,6 +185,9 @@ func (w *world) evidence(domain string) DNSSECEvidence {
 			cSOA.(*dns.SOA).Serial++ // the record served differs from what was signed
 		}
 		soa = append(soa, sig)
+		if w.dupSOA {
+			soa = append(soa, cSOA)
+		}
 	}
 	add(w.lookup("a.nhs.uk.", "SOA", soa...))
 	if domain == "www.a.nhs.uk." {
@@ -209,6 +213,7 @@ func TestEvaluateDNSSECJudgesTheChainOfTrust(t *testing.T) {
 	}{
 		{name: "signed and valid", mod: func(*world) {}, want: check.Pass, msg: "DNSSEC validates for a.nhs.uk"},
 		{name: "a name inside a signed zone", domain: "www.a.nhs.uk.", mod: func(*world) {}, want: check.Pass, msg: "signed SOA of a.nhs.uk"},
+		{name: "a record served twice counts once", mod: func(w *world) { w.dupSOA = true }, want: check.Pass},
 		{name: "a DNSKEY trust anchor", mod: func(*world) {}, anchors: func(w *world) []string { return []string{w.parentKSK.key.String()} }, want: check.Pass},
 		{name: "unsigned: no DS at the parent", mod: func(w *world) { w.unsigned = true }, want: check.Warn, msg: "has no DS record"},
 		{name: "an island: keys but no DS", mod: func(w *world) { w.noDS = true }, want: check.Warn, msg: "publishes DNSKEY records"},

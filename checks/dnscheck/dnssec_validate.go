@@ -137,7 +137,9 @@ func rrset(l *DNSSECLookup, name string, t uint16) (set []dns.RR, sigs []*dns.RR
 				sigs = append(sigs, r)
 			}
 		default:
-			if rr.Header().Rrtype == t && len(set) < dnssecMaxRRset {
+			// A record served twice counts once (RFC 4034 §6.3).
+			dup := slices.ContainsFunc(set, func(o dns.RR) bool { return dns.IsDuplicate(o, rr) })
+			if rr.Header().Rrtype == t && !dup && len(set) < dnssecMaxRRset {
 				set = append(set, rr)
 			}
 		}
