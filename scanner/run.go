@@ -53,7 +53,11 @@ type Config struct {
 	// `posture reeval` judges chains against the same anchors.
 	Roots *x509.CertPool
 	CAPEM []byte
-	CTURL string
+	// TrustAnchors are the operator's DNSSEC trust anchors (--trust-anchor,
+	// zone-file lines), stored with the run for the same reason as CAPEM.
+	// The policy carries them for evaluation; nil: the built-in ones.
+	TrustAnchors []string
+	CTURL        string
 	// RDAPURL is the RDAP service's base URL ("": none; the checks that
 	// need it say unknown).
 	RDAPURL string
@@ -160,6 +164,7 @@ type runOptions struct {
 	Estate   string   `json:"estate"`
 	Checks   int      `json:"checks"`
 	CAPEM    string   `json:"ca_pem,omitempty"`
+	Anchors  []string `json:"trust_anchors,omitempty"`
 }
 
 // RunFamilies reads the families a stored run was limited to from its
@@ -168,6 +173,14 @@ func RunFamilies(options string) []string {
 	var o runOptions
 	_ = json.Unmarshal([]byte(options), &o)
 	return o.Families
+}
+
+// RunTrustAnchors are the DNSSEC trust anchors a stored run was scanned
+// with (nil: the built-in ones).
+func RunTrustAnchors(options string) []string {
+	var o runOptions
+	_ = json.Unmarshal([]byte(options), &o)
+	return o.Anchors
 }
 
 // RunRoots are the trust anchors a stored run was judged against: the
@@ -205,7 +218,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		pol.Roots = c.Roots
 	}
 	c.Options.Policy = pol
-	opts, _ := json.Marshal(runOptions{Families: c.Families, Estate: c.Estate.Source, Checks: len(cs), CAPEM: string(c.CAPEM)})
+	opts, _ := json.Marshal(runOptions{Families: c.Families, Estate: c.Estate.Source, Checks: len(cs), CAPEM: string(c.CAPEM), Anchors: c.TrustAnchors})
 	run, resumed, err := st.BeginRun(ctx, key, string(opts))
 	if err != nil {
 		return nil, fmt.Errorf("scan: begin run: %w", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nhsx/posture/checks"
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnscheck"
 	"github.com/nhsx/posture/scanner"
 	"github.com/nhsx/posture/scanner/store"
 )
@@ -54,6 +55,9 @@ func reevalCmd(g *globals) *cobra.Command {
 			// (the system roots, the run's --ca-file, and this one's).
 			pol.Roots = scanner.RunRoots(run.Options)
 			pol.Roots.AppendCertsFromPEM(extra)
+			if stored := scanner.RunTrustAnchors(run.Options); trustAnchor == "" && len(stored) > 0 {
+				pol = dnscheck.WithTrustAnchors(pol, stored)
+			}
 			cs, keep := scanner.Select(checks.All(), scanner.RunFamilies(run.Options))
 			byID := map[string]check.Check{}
 			for _, c := range cs {

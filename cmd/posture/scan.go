@@ -108,6 +108,10 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	if pol, err = withTrustAnchors(pol, f.trustAnchor); err != nil {
 		return nil, err
 	}
+	var anchors []string
+	if f.trustAnchor != "" {
+		anchors = dnscheck.Settings.Get(pol).TrustAnchors
+	}
 	res := &dnsq.Resolver{Timeout: f.dnsTimeout}
 	if f.resolver != "" {
 		if _, _, err := net.SplitHostPort(f.resolver); err != nil {
@@ -134,7 +138,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	}
 	return &scanner.Config{
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
-		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM,
+		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM, TrustAnchors: anchors,
 		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
 		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc,
 		Options: scanner.Options{
