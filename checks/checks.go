@@ -30,6 +30,11 @@ func All() []check.Check {
 		mtasts.TLSRPTCheck(),
 		dnscheck.CAACheck(),
 		dnscheck.DNSSECCheck(),
+		dnscheck.WildcardCheck(),
+		dnscheck.DanglingCNAMECheck(),
+		dnscheck.Delegation(),
+		dnscheck.AXFRCheck(),
+		dnscheck.RDAPCheck(),
 	}
 }
 

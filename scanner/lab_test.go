@@ -38,7 +38,7 @@ func labConfig(t testing.TB, l *lab.Lab) scanner.Config {
 	return scanner.Config{
 		Estate: e, Checks: checks.All(),
 		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 300 * time.Millisecond, Retries: 1},
-		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CTURL: l.CTURL, GitHub: gh, ServiceHTTP: svc,
+		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CTURL: l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc,
 		Options: scanner.Options{Concurrency: 16, JobTimeout: 20 * time.Second, Policy: l.Policy()},
 	}
 }

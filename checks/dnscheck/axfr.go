@@ -134,25 +134,23 @@ func axfrReadWithID(conn net.Conn, s AXFRServer, zone string, id uint16) AXFRSer
 	q := new(dns.Msg)
 	q.SetAxfr(dns.CanonicalName(zone))
 	q.Id = id
-	co := &dns.Conn{Conn: conn}
-	if err := co.WriteMsg(q); err != nil {
+	if err := hygieneWriteMsg(conn, "tcp", q); err != nil {
 		s.Error, s.Class = "write: "+err.Error(), string(check.Classify(err))
 		return s
 	}
 	apex := dns.CanonicalName(zone)
 	for s.Messages < axfrMaxMessages {
-		m, err := co.ReadMsg()
+		m, err := hygieneReadMsg(conn, "tcp")
 		if err != nil {
-			var de *dns.Error
 			switch {
 			case s.Messages > 0:
 				// The server ended (or broke) the stream after it sent
 				// something: what it sent is the evidence.
+			case check.Classify(err) == check.ErrMalformed:
+				s.Error, s.Class = err.Error(), string(check.ErrMalformed)
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 				check.Classify(err) == check.ErrUnreachable:
 				s.Closed = true
-			case errors.As(err, &de):
-				s.Error, s.Class = "the answer does not parse: "+err.Error(), string(check.ErrMalformed)
 			default:
 				s.Error, s.Class = err.Error(), string(check.Classify(err))
 			}

@@ -36,8 +36,16 @@ func (n *hygieneNet) dial(ctx context.Context, network, addr string) (net.Conn, 
 		return nil, check.WithClass(check.ErrUnreachable, fmt.Errorf("test network: %s has no address", host))
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, a)
+	c, err := d.DialContext(ctx, network, a)
+	if err != nil {
+		return nil, err
+	}
+	return guardConn{c}, nil
 }
+
+// guardConn hides the connection's type, as the scope guard's wrapper
+// does: a UDP connection is then no net.PacketConn.
+type guardConn struct{ net.Conn }
 
 func (n *hygieneNet) env() *check.Env {
 	return &check.Env{

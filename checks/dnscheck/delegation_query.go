@@ -2,6 +2,7 @@ package dnscheck
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -284,20 +285,15 @@ func delegationExchange(ctx context.Context, env *check.Env, network, server, zo
 	q.SetQuestion(dns.CanonicalName(zone), qtype)
 	q.RecursionDesired = false
 	q.SetEdns0(1232, false)
-	co := &dns.Conn{Conn: conn, UDPSize: 1232}
-	if err := co.WriteMsg(q); err != nil {
+	if err := hygieneWriteMsg(conn, network, q); err != nil {
 		return nil, fmt.Errorf("%s %s: write: %w", network, addr, err)
 	}
 	for range delegationMaxReads {
-		in, err := co.ReadMsg()
-		var de *dns.Error
+		in, err := hygieneReadMsg(conn, network)
 		switch {
 		case err == nil:
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, check.WithClass(check.ErrBlocked, fmt.Errorf("%s %s: closed without an answer: %w", network, addr, err))
-		case errors.As(err, &de):
-			// The bytes did not unpack as DNS.
-			return nil, check.WithClass(check.ErrMalformed, fmt.Errorf("%s %s: %w", network, addr, err))
 		default:
 			return nil, fmt.Errorf("%s %s: %w", network, addr, err)
 		}
@@ -315,3 +311,48 @@ func delegationExchange(ctx context.Context, env *check.Env, network, server, zo
 // hygieneRefused reports a connection refused by the peer (nothing
 // listens), by its errno.
 func hygieneRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+// hygieneWriteMsg sends m on conn, framed for network: a datagram for
+// udp, a length-prefixed message for tcp (RFC 1035 §4.2.2). The framing
+// follows the network asked for, not the connection's type: the scope
+// guard hands out wrapped connections, which miekg/dns's Conn would take
+// for streams.
+func hygieneWriteMsg(conn net.Conn, network string, m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	if network != "udp" {
+		b = append(binary.BigEndian.AppendUint16(make([]byte, 0, len(b)+2), uint16(len(b))), b...)
+	}
+	_, err = conn.Write(b)
+	return err
+}
+
+// hygieneReadMsg reads one message from conn, framed for network. Bytes
+// that do not unpack as DNS are an error of class malformed.
+func hygieneReadMsg(conn net.Conn, network string) (*dns.Msg, error) {
+	var b []byte
+	if network == "udp" {
+		buf := make([]byte, dns.MaxMsgSize)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		b = buf[:n]
+	} else {
+		var l [2]byte
+		if _, err := io.ReadFull(conn, l[:]); err != nil {
+			return nil, err
+		}
+		b = make([]byte, binary.BigEndian.Uint16(l[:]))
+		if _, err := io.ReadFull(conn, b); err != nil {
+			return nil, err
+		}
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return nil, check.WithClass(check.ErrMalformed, fmt.Errorf("the answer does not parse: %w", err))
+	}
+	return m, nil
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -332,7 +333,7 @@ func evaluateRDAP(in check.In[RDAPEvidence]) []check.Finding {
 	}
 	exp, ok := rec.Expiry()
 	left := exp.Sub(in.CollectedAt)
-	days := int(left.Hours() / 24)
+	days := int(math.Ceil(left.Hours() / 24)) // days left, a part day counted
 	on := exp.UTC().Format("2006-01-02")
 	switch {
 	case deleting != "":

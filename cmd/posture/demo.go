@@ -84,7 +84,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		Estate: e, Checks: checks.All(),
 		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 500 * time.Millisecond, Retries: 1},
 		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CAPEM: l.CAPEM,
-		CTURL: l.CTURL, GitHub: gh, ServiceHTTP: svc, EHLOName: "posture-demo.lab-dns.nhs.uk",
+		CTURL: l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc, EHLOName: "posture-demo.lab-dns.nhs.uk",
 		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log, Progress: progressBar(g.stderr),
 			Policy: l.Policy()},
 	}

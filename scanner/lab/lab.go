@@ -68,6 +68,7 @@ type Lab struct {
 	DNSAddr   string // "127.0.0.1:port", UDP and TCP
 	GitHubURL string // fake GitHub REST API base URL, with trailing slash
 	CTURL     string // fake crt.sh: GET CTURL?q=%25.<domain>&output=json
+	RDAPURL   string // fake RDAP service: GET RDAPURL+"domain/<name>" (rdap.go)
 	SMTPAddr  string // the notification sink: accepts and stores any mail
 	CAPEM     []byte // the lab CA certificate
 	Roots     *x509.CertPool
@@ -104,6 +105,7 @@ type Lab struct {
 
 	infraExpect []Expect // ground truth of the lab's own hosts (mx1, mx2)
 	ext         *external
+	hygiene     *hygieneLab // the DNS hygiene family's name servers and registrations
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -203,6 +205,9 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := l.startDNS(records, drops); err != nil {
 		return nil, err
 	}
+	if err := l.startHygiene(records); err != nil {
+		return nil, err
+	}
 	if l.ext != nil {
 		if err := l.ext.start(l.pki); err != nil {
 			return nil, err
@@ -269,6 +274,7 @@ func (l *Lab) Close() error {
 		if l.dns != nil {
 			l.dns.Close()
 		}
+		l.hygiene.close()
 		l.wg.Wait()
 		if l.ext != nil {
 			l.ext.stop()
@@ -556,6 +562,8 @@ func (l *Lab) Env() *check.Env {
 			MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}}, Cache: &crl.Cache{}},
 		Log:   l.log,
 		Hints: l.dkimHints(),
+		// The RDAP service (rdap.go).
+		Services: l.services(),
 	}
 }
 

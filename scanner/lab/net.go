@@ -247,6 +247,8 @@ func (l *Lab) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 		target = netip.AddrPortFrom(ip, uint16(port)).String()
 	case l.nameservers[ip] && port == 53:
 		target = l.DNSAddr
+	case port == 53 && l.hygiene.server(ip) != "":
+		target = l.hygiene.server(ip) // a name server with a behaviour (dnshygiene.go)
 	case l.outside[ip] != nil:
 		if udp {
 			return nil, opErr(refused())
