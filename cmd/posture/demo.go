@@ -14,6 +14,7 @@ import (
 
 	"github.com/nhsx/posture/checks"
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnscheck"
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/reports"
 	"github.com/nhsx/posture/scanner"
@@ -84,7 +85,8 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		Estate: e, Checks: checks.All(),
 		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 500 * time.Millisecond, Retries: 1},
 		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CAPEM: l.CAPEM,
-		CTURL: l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc, EHLOName: "posture-demo.lab-dns.nhs.uk",
+		TrustAnchors: dnscheck.Settings.Get(l.Policy()).TrustAnchors, // the lab's DNSSEC island
+		CTURL:        l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc, EHLOName: "posture-demo.lab-dns.nhs.uk",
 		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log, Progress: progressBar(g.stderr),
 			Policy: l.Policy()},
 	}
