@@ -288,3 +288,35 @@ func TestPolicyOutOfRangeIsAUsageErrorWithItsLine(t *testing.T) {
 		}
 	}
 }
+
+// TestReevalKeepsTheRunsTrustAnchors: the demo scanned its DNSSEC island
+// with the lab's anchor; a re-evaluation with no --trust-anchor judges with
+// the anchor the run stored, not the root's, so the signed lab zone still
+// passes and the bogus one still fails.
+func TestReevalKeepsTheRunsTrustAnchors(t *testing.T) {
+	_, db := demoCopy(t)
+	if code, out, errs := runCLI(t, "reeval", "--db", db); code != 0 {
+		t.Fatalf("reeval: %s%s", out, errs)
+	}
+	code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
+	if code != 0 {
+		t.Fatalf("export: %s", errs)
+	}
+	want := map[string]string{"lab-dnssec-signed.nhs.uk": "pass", "lab-dnssec-bad-signature.nhs.uk": "fail"}
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, `"check":"dns.dnssec"`) {
+			continue
+		}
+		for dom, o := range want {
+			if strings.Contains(l, `"name":"`+dom+`"`) {
+				if !strings.Contains(l, `"outcome":"`+o+`"`) {
+					t.Errorf("after reeval, dns.dnssec on %s: %s, want %s", dom, l, o)
+				}
+				delete(want, dom)
+			}
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("no dns.dnssec finding for %v", want)
+	}
+}
