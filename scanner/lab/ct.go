@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -82,11 +83,20 @@ func (l *Lab) CTNames(domain string) (keep, drop []string) {
 		return nil, nil
 	}
 	d := l.domains[i]
+	// A name counts as resolving when the lab DNS gives it an address
+	// through names inside the lab's scope (an alias that leaves it, or
+	// dangles, is dropped by discovery).
 	resolves := map[string]bool{}
 	for _, r := range d.Records {
 		switch o, t := ownerType(r); t {
-		case "A", "AAAA", "CNAME":
+		case "A", "AAAA":
 			resolves[strings.TrimSuffix(o, ".")] = true
+		case "CNAME":
+			o = strings.TrimSuffix(o, ".")
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			addrs, chain, err := l.resolver.Addrs(ctx, o)
+			cancel()
+			resolves[o] = err == nil && len(addrs) > 0 && !slices.ContainsFunc(chain, func(c string) bool { return !under(c, "nhs.uk") })
 		}
 	}
 	wild, out, old := ctNoise(d.Name)
