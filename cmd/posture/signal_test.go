@@ -74,7 +74,9 @@ func TestSIGINTMarksTheRunInterruptedAndTheSameCommandResumes(t *testing.T) {
 		t.Fatalf("runs after SIGINT: %+v, want one interrupted run", runs)
 	}
 
-	again := cliChild(args...)
+	// The same command (concurrency is not part of what makes a run the
+	// same), with more workers so the rest of the lab goes quickly.
+	again := cliChild(append(args, "--concurrency", "16", "--per-domain", "4")...)
 	b, err := again.CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "complete") || !strings.Contains(string(b), "resumed:") {
 		t.Fatalf("re-run: %v\n%s\nwant the interrupted run resumed and completed", err, b)
