@@ -73,6 +73,7 @@ func worst(t testing.TB, st *store.Store, run int64) map[string]check.Outcome {
 // lab knows with what the scanner stored — in both directions, on every
 // asset, for the families the lab registers.
 func TestLabScanMatchesGroundTruth(t *testing.T) {
+	t.Parallel()
 	l, err := lab.Start(context.Background(), lab.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +119,7 @@ func TestLabScanMatchesGroundTruth(t *testing.T) {
 // metadata address and an excluded host get zero connections, whether a
 // check dials them or fetches them over HTTP(S), and after a full lab scan.
 func TestScopeGuardMakesNoConnectionOutside(t *testing.T) {
+	t.Parallel()
 	l, err := lab.Start(context.Background(), lab.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +297,11 @@ func TestKilledScanResumesToTheSameFindings(t *testing.T) {
 	if len(runs) != 1 || runs[0].Status != store.Running {
 		t.Fatalf("after the kill: runs %+v, want one run left running", runs)
 	}
-	resumed, err := scanner.Run(context.Background(), st, emailOnly(e, l.DNSAddr))
+	// The same run (workers are not part of what makes a run the same),
+	// with more of them so the rest goes quickly.
+	fast := emailOnly(e, l.DNSAddr)
+	fast.Concurrency, fast.PerDomain = 16, 4
+	resumed, err := scanner.Run(context.Background(), st, fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +313,7 @@ func TestKilledScanResumesToTheSameFindings(t *testing.T) {
 	}
 
 	clean := openDB(t, filepath.Join(dir, "clean.db"))
-	whole, err := scanner.Run(context.Background(), clean, emailOnly(e, l.DNSAddr))
+	whole, err := scanner.Run(context.Background(), clean, fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,6 +375,7 @@ func countEvidence(t *testing.T, path string) int {
 // including those the SMTP collector emits for MX hosts after STARTTLS
 // (tls.no-ssl, tls.tls13), and no id of another family.
 func TestOnlyTLSJudgesMailHostsToo(t *testing.T) {
+	t.Parallel()
 	l, err := lab.Start(context.Background(), lab.Config{})
 	if err != nil {
 		t.Fatal(err)
