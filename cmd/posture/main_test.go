@@ -113,19 +113,7 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 // does not warn on it, without a new scan.
 func TestReevalAppliesAChangedPolicy(t *testing.T) {
 	dir, db := demoCopy(t)
-	count := func() int {
-		code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
-		if code != 0 {
-			t.Fatalf("export: %s", errs)
-		}
-		n := 0
-		for _, l := range strings.Split(out, "\n") {
-			if strings.Contains(l, `"check":"email.dmarc.policy"`) && strings.Contains(l, `"outcome":"warn"`) {
-				n++
-			}
-		}
-		return n
-	}
+	count := func() int { return outcomes(t, db, "email.dmarc.policy")["warn"] }
 	before := count()
 	if before == 0 {
 		t.Fatal("the lab has no quarantine domain warning on email.dmarc.policy")
@@ -240,24 +228,7 @@ func TestSecondScanOnTheSameDatabaseIsRefused(t *testing.T) {
 // stored evidence against its collection time.
 func TestReevalRejudgesCertificatesFromStoredEvidence(t *testing.T) {
 	dir, db := demoCopy(t)
-	count := func() map[string]int {
-		code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
-		if code != 0 {
-			t.Fatalf("export: %s", errs)
-		}
-		n := map[string]int{}
-		for _, l := range strings.Split(out, "\n") {
-			if !strings.Contains(l, `"check":"tls.cert.expiry"`) {
-				continue
-			}
-			for _, o := range []string{"pass", "warn", "fail", "unknown", "n/a"} {
-				if strings.Contains(l, `"outcome":"`+o+`"`) {
-					n[o]++
-				}
-			}
-		}
-		return n
-	}
+	count := func() map[string]int { return outcomes(t, db, "tls.cert.expiry") }
 	before := count()
 	if before["pass"] == 0 {
 		t.Fatalf("no lab certificate passes tls.cert.expiry before reeval: %v", before)
@@ -319,4 +290,26 @@ func TestReevalKeepsTheRunsTrustAnchors(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("no dns.dnssec finding for %v", want)
 	}
+}
+
+// outcomes counts the findings of one check id in the newest run, by
+// outcome, from the JSONL export.
+func outcomes(t *testing.T, db, checkID string) map[string]int {
+	t.Helper()
+	code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
+	if code != 0 {
+		t.Fatalf("export: %s", errs)
+	}
+	n := map[string]int{}
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, `"check":"`+checkID+`"`) {
+			continue
+		}
+		for _, o := range []string{"pass", "warn", "fail", "unknown", "n/a"} {
+			if strings.Contains(l, `"outcome":"`+o+`"`) {
+				n[o]++
+			}
+		}
+	}
+	return n
 }

@@ -42,24 +42,7 @@ func TestTrustAnchorFileThatDoesNotParseIsExit2WithItsLine(t *testing.T) {
 // and the broken ones fail again, from the stored DO answers.
 func TestReevalWithAnotherTrustAnchorRejudgesDNSSEC(t *testing.T) {
 	dir, db := demoCopy(t)
-	count := func() map[string]int {
-		code, out, errs := runCLI(t, "export", "--format", "jsonl", "--db", db)
-		if code != 0 {
-			t.Fatalf("export: %s", errs)
-		}
-		n := map[string]int{}
-		for _, l := range strings.Split(out, "\n") {
-			if !strings.Contains(l, `"check":"dns.dnssec"`) {
-				continue
-			}
-			for _, o := range []string{"pass", "warn", "fail", "unknown"} {
-				if strings.Contains(l, `"outcome":"`+o+`"`) {
-					n[o]++
-				}
-			}
-		}
-		return n
-	}
+	count := func() map[string]int { return outcomes(t, db, "dns.dnssec") }
 	scanned := count()
 	if scanned["pass"] == 0 || scanned["fail"] == 0 || scanned["warn"] == 0 {
 		t.Fatalf("dns.dnssec after the demo: %v, want passes, fails and warnings", scanned)
