@@ -70,7 +70,10 @@ func (b *cappedBody) Close() error { return b.rc.Close() }
 // transport (a timeout, a refused or reset connection) is not asked again
 // for the rest of the run: a down RDAP or CT service costs one timeout per
 // run, not one per domain. HTTP error statuses do not trip it (the service
-// answered). The returned error keeps the first failure's class.
+// answered). The client's Timeout moves into the breaker, so that the
+// breaker can tell its own timer (the service stalled: trip) from the
+// caller giving up (its job's deadline: no trip). The returned error keeps
+// the first failure.
 func Breaker(c *http.Client) *http.Client {
 	if c == nil {
 		return nil
@@ -80,14 +83,16 @@ func Breaker(c *http.Client) *http.Client {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	b.Transport = &breaker{rt: rt}
+	b.Transport = &breaker{rt: rt, timeout: c.Timeout}
+	b.Timeout = 0
 	return &b
 }
 
 type breaker struct {
-	rt   http.RoundTripper
-	mu   sync.Mutex
-	trip error
+	rt      http.RoundTripper
+	timeout time.Duration // per request, body included; 0: none
+	mu      sync.Mutex
+	trip    error
 }
 
 // ServiceDownError is returned for every request after the service failed.
@@ -101,24 +106,63 @@ func (e *ServiceDownError) Error() string {
 }
 func (e *ServiceDownError) Unwrap() error { return e.First }
 
-func (b *breaker) RoundTrip(r *http.Request) (*http.Response, error) {
+func (b *breaker) tripped() error {
 	b.mu.Lock()
-	trip := b.trip
+	defer b.mu.Unlock()
+	return b.trip
+}
+
+func (b *breaker) fail(err error) {
+	b.mu.Lock()
+	if b.trip == nil {
+		b.trip = err
+	}
 	b.mu.Unlock()
-	if trip != nil {
+}
+
+func (b *breaker) RoundTrip(r *http.Request) (*http.Response, error) {
+	if trip := b.tripped(); trip != nil {
 		return nil, &ServiceDownError{Host: r.URL.Host, First: trip}
 	}
-	resp, err := b.rt.RoundTrip(r)
-	if err != nil && r.Context().Err() == nil {
-		// The caller did not give up: the service did.
-		switch check.Classify(err) {
-		case check.ErrTimeout, check.ErrUnreachable:
-			b.mu.Lock()
-			if b.trip == nil {
-				b.trip = err
-			}
-			b.mu.Unlock()
-		}
+	caller := r.Context()
+	ctx, cancel := caller, context.CancelFunc(func() {})
+	if b.timeout > 0 {
+		ctx, cancel = context.WithTimeout(caller, b.timeout)
 	}
-	return resp, err
+	resp, err := b.rt.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if caller.Err() == nil {
+			// The caller did not give up: the service did.
+			switch check.Classify(err) {
+			case check.ErrTimeout, check.ErrUnreachable:
+				b.fail(err)
+			}
+		}
+		return nil, err
+	}
+	resp.Body = &timedBody{ReadCloser: resp.Body, cancel: cancel, caller: caller, ctx: ctx, b: b}
+	return resp, nil
+}
+
+// timedBody ends the request's timer when the body is closed, and trips
+// the breaker when the service stalls mid-body past the timeout.
+type timedBody struct {
+	io.ReadCloser
+	cancel      context.CancelFunc
+	caller, ctx context.Context
+	b           *breaker
+}
+
+func (t *timedBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && t.caller.Err() == nil && t.ctx.Err() != nil {
+		t.b.fail(fmt.Errorf("reading the response: %w", t.ctx.Err()))
+	}
+	return n, err
+}
+
+func (t *timedBody) Close() error {
+	t.cancel()
+	return t.ReadCloser.Close()
 }
