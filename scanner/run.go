@@ -33,6 +33,10 @@ type RunStore interface {
 	FinishRun(ctx context.Context, runID int64, status store.RunStatus) error
 	PutAssets(ctx context.Context, runID int64, assets []check.Asset) error
 	Assets(ctx context.Context, runID int64) ([]check.Asset, error)
+	// PutNames and Names keep what discovery saw under each domain (the
+	// hint "names") with the run, for a resume that does not discover.
+	PutNames(ctx context.Context, runID int64, names map[string][]string) error
+	Names(ctx context.Context, runID int64) (map[string][]string, error)
 	PutOrganisations(ctx context.Context, orgs []store.Org) error
 }
 
@@ -231,9 +235,13 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 
 	var assets []check.Asset
 	var excluded []string // names discovery was led to but the estate excludes
+	var names map[string][]string
 	if resumed {
 		if assets, err = st.Assets(ctx, runID); err != nil {
 			return nil, fmt.Errorf("scan: reload assets: %w", err)
+		}
+		if names, err = st.Names(ctx, runID); err != nil {
+			return nil, fmt.Errorf("scan: reload names: %w", err)
 		}
 	}
 	mx, ns := map[string]bool{}, map[string]bool{}
@@ -256,6 +264,11 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		for h := range res.NSHosts {
 			ns[h] = true
 		}
+		// The names first: stored assets are what marks discovery done.
+		names = res.Names
+		if err := st.PutNames(ctx, runID, names); err != nil {
+			return nil, fmt.Errorf("scan: store names: %w", err)
+		}
 		if err := st.PutAssets(ctx, runID, assets); err != nil {
 			return nil, fmt.Errorf("scan: store assets: %w", err)
 		}
@@ -272,7 +285,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	for h := range ns {
 		mx[h] = true // DNS checks query a zone's own servers, as mail checks its MX
 	}
-	env, guard := c.newEnv(mx)
+	env, guard := c.newEnv(mx, names)
 	c.Options.Env = env
 	stats, err := Scan(ctx, st, runID, assets, c.Options)
 	if stats != nil {
@@ -302,11 +315,13 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 // name-server hosts (extra), less the estate's exclusions, which beat
 // everything.
 func (c *Config) NewEnv(mx map[string]bool) *check.Env {
-	env, _ := c.newEnv(mx)
+	env, _ := c.newEnv(mx, nil)
 	return env
 }
 
-func (c *Config) newEnv(mx map[string]bool) (*check.Env, *scope.Guard) {
+// newEnv builds the environment; names are what discovery saw under each
+// estate domain, handed to the domain's checks as the hint "names".
+func (c *Config) newEnv(mx map[string]bool, names map[string][]string) (*check.Env, *scope.Guard) {
 	guard := &scope.Guard{
 		InScope:        func(n string) bool { return c.Estate.InScope(n) || mx[n] },
 		Excluded:       c.Estate.Excluded,
@@ -339,6 +354,12 @@ func (c *Config) newEnv(mx map[string]bool) (*check.Env, *scope.Guard) {
 	}
 	env.CRLs = crl.Source{Client: ca.HTTPClient(c.Roots), Cache: &crl.Cache{}}
 	env.Hints = func(a check.Asset, key string) []string {
+		if key == discover.HintNames {
+			if a.Kind != check.KindDomain {
+				return nil
+			}
+			return names[a.Name]
+		}
 		name := a.Domain
 		if name == "" {
 			name = a.Name

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/miekg/dns"
 
@@ -25,13 +26,29 @@ const ruleDanglingCNAME = "aliases-resolve"
 const (
 	danglingMaxChain = 8
 	danglingMaxBody  = 256 << 10
+	// danglingMaxNames bounds the names followed per domain (the apex and
+	// www included); danglingParallel how many are followed at once.
+	danglingMaxNames = 200
+	danglingParallel = 8
+	// danglingMaxListed bounds the names a message spells out.
+	danglingMaxListed = 8
 )
 
-// DanglingEvidence is the alias (CNAME) chain of the domain and of its
-// www name, as the resolver follows it.
+// danglingHint is the estate hint that lists the names discovery saw under
+// the domain (scanner/discover.HintNames: the apex, www and CT names, kept
+// as hosts or dropped).
+const danglingHint = "names"
+
+// DanglingEvidence is the alias (CNAME) chain of the domain, of its www
+// name and of every other name discovery saw under it (CT names, even
+// those it dropped as hosts because they do not resolve or leave the
+// scope), as the resolver follows them.
 type DanglingEvidence struct {
 	Domain string         `json:"domain"`
 	Names  []DanglingName `json:"names"`
+	// Skipped counts the discovered names beyond danglingMaxNames, not
+	// followed.
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // DanglingName is one name's chain.
@@ -121,17 +138,58 @@ func DanglingCNAMECheck() check.Check {
 func collectDangling(ctx context.Context, env *check.Env, a check.Asset) (DanglingEvidence, error) {
 	ev := DanglingEvidence{Domain: a.Name}
 	r := dnsq.Over(env.DNS)
-	for i, name := range []string{a.Name, "www." + strings.TrimSuffix(a.Name, ".")} {
-		n := danglingFollow(ctx, r, name)
-		if i == 0 && len(n.Lookups) > 0 && len(n.Chain) == 0 && n.End == EndNXDomain {
-			return ev, hygieneNoDomain(DanglingCNAME, a.Name)
-		}
-		if len(n.Chain) > 0 {
-			danglingProvider(ctx, env, &n)
-		}
-		ev.Names = append(ev.Names, n)
+	names, skipped := danglingNames(a.Name, env.Hint(a, danglingHint))
+	ev.Skipped = skipped
+	apex := danglingFollow(ctx, r, names[0])
+	if len(apex.Lookups) > 0 && len(apex.Chain) == 0 && apex.End == EndNXDomain {
+		return ev, hygieneNoDomain(DanglingCNAME, a.Name)
 	}
+	ev.Names = make([]DanglingName, len(names))
+	ev.Names[0] = apex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, danglingParallel)
+	for i := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i > 0 {
+				sem <- struct{}{}
+				ev.Names[i] = danglingFollow(ctx, r, names[i])
+				<-sem
+			}
+			if len(ev.Names[i].Chain) > 0 {
+				danglingProvider(ctx, env, &ev.Names[i])
+			}
+		}()
+	}
+	wg.Wait()
 	return ev, nil
+}
+
+// danglingNames are the names to follow for domain: the domain, www, then
+// the hinted names inside the domain (lower case, no wildcard label,
+// deduplicated, sorted), at most danglingMaxNames; skipped counts the rest.
+func danglingNames(domain string, hinted []string) (names []string, skipped int) {
+	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	names = []string{domain, "www." + domain}
+	seen := map[string]bool{names[0]: true, names[1]: true}
+	var extra []string
+	for _, h := range hinted {
+		h = strings.TrimPrefix(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."), "*.")
+		if seen[h] || !strings.HasSuffix(h, "."+domain) || len(h) > 253 {
+			continue
+		}
+		if _, ok := dns.IsDomainName(h); !ok {
+			continue
+		}
+		seen[h] = true
+		extra = append(extra, h)
+	}
+	slices.Sort(extra)
+	if room := danglingMaxNames - len(names); len(extra) > room {
+		skipped, extra = len(extra)-room, extra[:room]
+	}
+	return append(names, extra...), skipped
 }
 
 // danglingFollow follows name's alias chain through the resolver. A
@@ -305,10 +363,16 @@ func danglingProvider(ctx context.Context, env *check.Env, n *DanglingName) {
 func evaluateDangling(in check.In[DanglingEvidence]) []check.Finding {
 	ev := in.Evidence
 	f := check.Finding{CheckID: DanglingCNAME, Rule: ruleDanglingCNAME, Outcome: check.Pass}
-	var msgs []string
+	// bad are the names that fail or could not be told, good the aliases
+	// that resolve; noAlias the names without an alias.
+	var bad, good, noAlias []string
 	var sev check.Severity
 	worse := func(o check.Outcome, s check.Severity, msg string) {
-		msgs = append(msgs, msg)
+		if o == check.Pass {
+			good = append(good, msg)
+			return
+		}
+		bad = append(bad, msg)
 		if check.Worst(f.Outcome, o) != f.Outcome {
 			f.Outcome = o
 		}
@@ -316,6 +380,7 @@ func evaluateDangling(in check.In[DanglingEvidence]) []check.Finding {
 			sev = s
 		}
 	}
+	var dangling []string
 	for _, n := range ev.Names {
 		if n.End == EndError {
 			var l DelegationLookup
@@ -329,6 +394,7 @@ func evaluateDangling(in check.In[DanglingEvidence]) []check.Finding {
 			continue
 		}
 		if len(n.Chain) == 0 {
+			noAlias = append(noAlias, n.Name)
 			continue
 		}
 		chain := n.Name + " → " + strings.Join(n.Chain, " → ")
@@ -349,8 +415,10 @@ func evaluateDangling(in check.In[DanglingEvidence]) []check.Finding {
 			}
 			switch {
 			case n.Provider != nil:
+				dangling = append(dangling, n.Name)
 				worse(check.Fail, check.Critical, fmt.Sprintf("%s: the target %s%s %s: whoever claims it there serves %s", chain, n.Target, at, what, n.Name))
 			case n.End == EndNXDomain:
+				dangling = append(dangling, n.Name)
 				worse(check.Fail, check.High, fmt.Sprintf("%s: the target %s does not exist (NXDOMAIN): whoever registers or creates it serves %s", chain, n.Target, n.Name))
 			default:
 				worse(check.Pass, "", fmt.Sprintf("%s: the target %s exists but has no address", chain, n.Target))
@@ -361,6 +429,7 @@ func evaluateDangling(in check.In[DanglingEvidence]) []check.Finding {
 			case p == nil:
 				worse(check.Pass, "", fmt.Sprintf("%s resolves", chain))
 			case p.Fetch != nil && p.Fetch.Found:
+				dangling = append(dangling, n.Name)
 				worse(check.Fail, check.Critical, fmt.Sprintf("%s resolves%s, but the service's page for %s shows its \"unclaimed\" fingerprint (%q, HTTP %d): the resource has been released and anyone may claim it",
 					chain, at, n.Name, p.Fingerprint, p.Fetch.Status))
 			default:
@@ -374,23 +443,42 @@ func evaluateDangling(in check.In[DanglingEvidence]) []check.Finding {
 	if f.Outcome != check.Unknown {
 		f.Reason = ""
 	}
-	var names []string
-	for _, n := range ev.Names {
-		names = append(names, n.Name)
+	var parts []string
+	if len(dangling) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d names dangle (%s)", len(dangling), len(ev.Names), danglingList(dangling, ", ")))
 	}
-	if len(msgs) == 0 {
-		f.Message = fmt.Sprintf("no aliases (CNAME) at %s", strings.Join(names, " or "))
-	} else {
-		f.Message = strings.Join(msgs, "; ")
-		if noAlias := slices.DeleteFunc(slices.Clone(ev.Names), func(n DanglingName) bool { return len(n.Chain) > 0 || n.End == EndError }); len(noAlias) > 0 {
-			var ns []string
-			for _, n := range noAlias {
-				ns = append(ns, n.Name)
-			}
-			f.Message += "; no alias at " + strings.Join(ns, ", ")
+	switch {
+	case len(bad) > 0:
+		parts = append(parts, danglingList(bad, "; "))
+		if len(good) > 0 {
+			parts = append(parts, fmt.Sprintf("%d other aliases resolve", len(good)))
 		}
+	case len(good) > 0:
+		parts = append(parts, danglingList(good, "; "))
+	default:
+		sep := ", "
+		if len(noAlias) <= 2 {
+			sep = " or "
+		}
+		parts = append(parts, "no aliases (CNAME) at "+danglingList(noAlias, sep))
 	}
+	if len(bad)+len(good) > 0 && len(noAlias) > 0 {
+		parts = append(parts, "no alias at "+danglingList(noAlias, ", "))
+	}
+	if ev.Skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d more discovered names not followed (at most %d a domain)", ev.Skipped, danglingMaxNames))
+	}
+	f.Message = strings.Join(parts, "; ")
 	return []check.Finding{f}
+}
+
+// danglingList joins items, the first danglingMaxListed of them and a
+// count of the rest.
+func danglingList(items []string, sep string) string {
+	if len(items) <= danglingMaxListed {
+		return strings.Join(items, sep)
+	}
+	return strings.Join(items[:danglingMaxListed], sep) + fmt.Sprintf("%sand %d more", sep, len(items)-danglingMaxListed)
 }
 
 // danglingFetchNote says what became of the fingerprint fetch.

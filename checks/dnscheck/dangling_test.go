@@ -2,11 +2,13 @@ package dnscheck
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,4 +133,86 @@ func TestCollectDanglingFollowsAliases(t *testing.T) {
 			t.Fatalf("got %+v\nevidence %s", fs, ev.Data)
 		}
 	})
+}
+
+// TestCollectDanglingFollowsDiscoveredNames: the names discovery saw under
+// the domain (the hint "names": CT names it dropped as hosts too) are
+// followed; the finding names the subdomains that dangle, and a name with
+// no alias, one outside the domain or one beyond the bound is not judged.
+func TestCollectDanglingFollowsDiscoveredNames(t *testing.T) {
+	w := startDNS(t, []string{"test.", "azurewebsites.net."},
+		soa("ct.test", 1), "www.ct.test. 300 IN A 192.0.2.1",
+		"legacy-app.ct.test. 300 IN CNAME ct-legacy.azurewebsites.net.",
+		"retired.ct.test. 300 IN CNAME gone.ct.test.",
+		"portal.ct.test. 300 IN CNAME www.ct.test.",
+		"plain.ct.test. 300 IN A 192.0.2.2",
+		soa("clean.test", 1), "portal.clean.test. 300 IN CNAME www.clean.test.", "www.clean.test. 300 IN A 192.0.2.3",
+	)
+	n := &hygieneNet{world: w}
+	c := DanglingCNAMECheck()
+	hinted := map[string][]string{
+		"ct.test": {"ct.test", "www.ct.test", "LEGACY-APP.ct.test.", "*.retired.ct.test", "portal.ct.test",
+			"plain.ct.test", "old.ct.test", "outside.example", "bad..ct.test"},
+		"clean.test": {"portal.clean.test", "old.clean.test"},
+	}
+	env := n.env()
+	env.Hints = func(a check.Asset, key string) []string {
+		if key != "names" {
+			return nil
+		}
+		return hinted[a.Name]
+	}
+	t.Run("a CT name that dangles fails the domain", func(t *testing.T) {
+		ev, fs := collectOne(t, c, env, "ct.test")
+		var got DanglingEvidence
+		if err := json.Unmarshal(ev.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, n := range got.Names {
+			names = append(names, n.Name)
+		}
+		want := []string{"ct.test", "www.ct.test", "legacy-app.ct.test", "old.ct.test", "plain.ct.test", "portal.ct.test", "retired.ct.test"}
+		if !slices.Equal(names, want) {
+			t.Errorf("names followed %v, want %v", names, want)
+		}
+		if len(fs) != 1 || fs[0].Outcome != check.Fail || fs[0].Severity != check.Critical ||
+			!strings.Contains(fs[0].Message, "2 of 7 names dangle (legacy-app.ct.test, retired.ct.test)") ||
+			!strings.Contains(fs[0].Message, "1 other aliases resolve") {
+			t.Fatalf("got %+v", fs)
+		}
+	})
+	t.Run("names without an alias or whose alias resolves pass", func(t *testing.T) {
+		_, fs := collectOne(t, c, env, "clean.test")
+		if len(fs) != 1 || fs[0].Outcome != check.Pass || !strings.Contains(fs[0].Message, "portal.clean.test → www.clean.test resolves") {
+			t.Fatalf("got %+v", fs)
+		}
+	})
+}
+
+func TestDanglingNamesAreBounded(t *testing.T) {
+	var hinted []string
+	for i := range 500 {
+		hinted = append(hinted, fmt.Sprintf("h%03d.a.test", i))
+	}
+	names, skipped := danglingNames("A.test.", append(hinted, "www.a.test", "a.test"))
+	if len(names) != danglingMaxNames || skipped != 500-(danglingMaxNames-2) || names[0] != "a.test" || names[1] != "www.a.test" || names[2] != "h000.a.test" {
+		t.Fatalf("%d names (%v…), %d skipped", len(names), names[:3], skipped)
+	}
+	f := evaluateDangling(check.In[DanglingEvidence]{Evidence: DanglingEvidence{Domain: "a.test", Skipped: 3,
+		Names: []DanglingName{{Name: "a.test", End: EndNoData}, {Name: "www.a.test", End: EndNoData}}}})
+	if !strings.Contains(f[0].Message, "3 more discovered names not followed") {
+		t.Errorf("message %q does not say names were skipped", f[0].Message)
+	}
+}
+
+func TestDanglingMessageClipsLongLists(t *testing.T) {
+	ev := DanglingEvidence{Domain: "a.test"}
+	for i := range 30 {
+		ev.Names = append(ev.Names, DanglingName{Name: fmt.Sprintf("h%02d.a.test", i), Chain: []string{"x.a.test"}, Target: "x.a.test", End: EndNXDomain})
+	}
+	f := evaluateDangling(check.In[DanglingEvidence]{Evidence: ev})
+	if f[0].Outcome != check.Fail || !strings.Contains(f[0].Message, "30 of 30 names dangle") || !strings.Contains(f[0].Message, "and 22 more") || len(f[0].Message) > 2000 {
+		t.Fatalf("%s (%d bytes): %s", f[0].Outcome, len(f[0].Message), f[0].Message)
+	}
 }

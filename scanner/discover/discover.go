@@ -42,7 +42,8 @@ type Options struct {
 	// Kinds are the asset kinds the selected collectors target: discovery
 	// builds only those (nil: every kind).
 	Kinds map[check.Kind]bool
-	// MaxPerDomain bounds the names kept per domain from CT (default 500).
+	// MaxPerDomain bounds the names kept per domain from CT (default 500),
+	// and the names recorded per domain in Result.Names.
 	MaxPerDomain int
 	// MaxRepos bounds repositories per GitHub organisation (default 1000).
 	MaxRepos    int
@@ -70,7 +71,19 @@ type Result struct {
 	// them directly (delegation, AXFR) even when their names are not in
 	// scope (a trust's zone may be hosted). Excluded names are left out.
 	NSHosts map[string]bool
+	// Names are, per estate domain, every name discovery saw under it
+	// (the apex, www and the CT names, cleaned: lower case, a wildcard's
+	// "*." removed, valid host names inside the domain, not excluded),
+	// whether kept as a host or dropped, sorted, at most MaxPerDomain.
+	// Domain checks read them as the estate hint "names" (a CT name whose
+	// alias dangles is dropped as a host but is what dns.dangling-cname
+	// must see).
+	Names map[string][]string
 }
+
+// HintNames is the estate hint key under which a domain's checks read
+// Result.Names.
+const HintNames = "names"
 
 // Run discovers the estate's assets.
 func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
@@ -92,7 +105,7 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if o.DNS == nil {
 		o.DNS = &dnsq.Resolver{}
 	}
-	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}}, seen: map[string]bool{}}
+	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}, Names: map[string][]string{}}, seen: map[string]bool{}}
 	want := func(k check.Kind) bool { return o.Kinds == nil || o.Kinds[k] }
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -114,8 +127,10 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 					return nil
 				})
 			}
-			if want(check.KindHost) {
-				g.Go(func() error { d.hosts(gctx, org.Code, dom); return nil })
+			if want(check.KindHost) || want(check.KindDomain) {
+				// Domain checks need the names (dns.dangling-cname);
+				// only host checks need them resolved and kept.
+				g.Go(func() error { d.hosts(gctx, org.Code, dom, want(check.KindHost)); return nil })
 			}
 			if want(check.KindMail) {
 				g.Go(func() error { d.mx(gctx, org.Code, dom); return nil })
@@ -168,8 +183,10 @@ func (d *run) fail(source string, err error) {
 	d.mu.Unlock()
 }
 
-// hosts finds web hosts: the apex, www. and names from CT that resolve.
-func (d *run) hosts(ctx context.Context, org, dom string) {
+// hosts finds web hosts: the apex, www. and names from CT that resolve;
+// it records every name seen under dom in Result.Names. keep false only
+// records the names (no host checks run).
+func (d *run) hosts(ctx context.Context, org, dom string, keep bool) {
 	names := []string{dom, "www." + dom}
 	if d.o.CTURL != "" {
 		ct, err := d.ct(ctx, dom)
@@ -180,6 +197,13 @@ func (d *run) hosts(ctx context.Context, org, dom string) {
 	}
 	kept := 0
 	tried := map[string]bool{}
+	var seen []string
+	defer func() {
+		sort.Strings(seen)
+		d.mu.Lock()
+		d.res.Names[dom] = append(d.res.Names[dom], seen...)
+		d.mu.Unlock()
+	}()
 	for _, n := range names {
 		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
 		if strings.HasPrefix(n, "*.") {
@@ -195,6 +219,13 @@ func (d *run) hosts(ctx context.Context, org, dom string) {
 			continue
 		case !d.e.InScope(n):
 			d.drop("outside the scope")
+			continue
+		}
+		if (n == dom || strings.HasSuffix(n, "."+dom)) && len(seen) < d.o.MaxPerDomain {
+			seen = append(seen, n)
+		}
+		switch {
+		case !keep:
 			continue
 		case kept >= d.o.MaxPerDomain:
 			d.drop("over the per-domain limit")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-github/v60/github"
@@ -106,6 +108,25 @@ func TestDiscoverLab(t *testing.T) {
 			t.Errorf("%d organisations and %d repositories, want %d organisations with 3 repositories each", orgs, repos, want)
 		}
 	})
+	t.Run("every name seen under a domain is recorded, kept or dropped", func(t *testing.T) {
+		for _, d := range l.Domains() {
+			if d.Absent {
+				continue
+			}
+			keep, drop := l.CTNames(d.Name)
+			got := res.Names[d.Name]
+			for _, n := range append(append([]string{d.Name, "www." + d.Name}, keep...), drop...) {
+				n = strings.TrimPrefix(n, "*.")
+				inside := n == d.Name || strings.HasSuffix(n, "."+d.Name)
+				if inside != slices.Contains(got, n) && !slices.Contains(d.Exclude, n) {
+					t.Errorf("%s: names %v: %s listed %v, want %v", d.Name, got, n, !inside, inside)
+				}
+			}
+			if !slices.IsSorted(got) {
+				t.Errorf("%s: names %v not sorted", d.Name, got)
+			}
+		}
+	})
 	if len(res.Errors) > 0 {
 		t.Errorf("discovery errors: %v", res.Errors)
 	}
@@ -137,5 +158,29 @@ func TestDiscoverWithoutPrivateDropsLoopbackHosts(t *testing.T) {
 		if a.Kind == check.KindHost {
 			t.Fatalf("host %s kept although it resolves to loopback and --allow-private is off", a.Name)
 		}
+	}
+}
+
+func TestDiscoverRecordsNamesForDomainChecksAlone(t *testing.T) {
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	e, _ := estate.Parse("lab.yaml", l.EstateYAML())
+	svc := &http.Client{Transport: &http.Transport{DialContext: l.Dial}}
+	res, err := discover.Run(context.Background(), e, discover.Options{DNS: l.Resolver(), CTURL: l.CTURL, HTTP: svc,
+		AllowPrivate: true, Kinds: map[check.Kind]bool{check.KindDomain: true}, MaxPerDomain: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range res.Assets {
+		if a.Kind != check.KindDomain {
+			t.Fatalf("asset %s built although only domain checks run", a.Key())
+		}
+	}
+	d := l.Domains()[0].Name
+	if got := res.Names[d]; len(got) != 3 || !slices.Contains(got, d) {
+		t.Errorf("names of %s: %v, want three (the bound) with the apex", d, got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nhsx/posture/checks/check"
 )
 
 // The fake CT search, in crt.sh's JSON shape: GET /?q=%25.<domain>&output=json.
@@ -112,6 +114,36 @@ func (l *Lab) CTNames(domain string) (keep, drop []string) {
 		}
 	}
 	return keep, drop
+}
+
+// ctHints wraps an Env's estate hints with "names", what discovery records
+// for a lab domain (scanner/discover Result.Names): the apex, www and every
+// name its CT entries list, less the names the estate excludes. The
+// domain's checks clean them as they do discovery's (a wildcard names its
+// parent; a name outside the domain is not theirs).
+func (l *Lab) ctHints(next func(a check.Asset, key string) []string) func(a check.Asset, key string) []string {
+	return func(a check.Asset, key string) []string {
+		if key != "names" {
+			if next == nil {
+				return nil
+			}
+			return next(a, key)
+		}
+		i, ok := l.byDomain[a.Name]
+		if a.Kind != check.KindDomain || !ok {
+			return nil
+		}
+		d := l.domains[i]
+		out := []string{d.Name, "www." + d.Name}
+		for _, e := range l.ctEntries(i) {
+			for _, n := range strings.Split(e.NameValue, "\n") {
+				if !slices.Contains(d.Exclude, n) && !slices.Contains(out, n) {
+					out = append(out, n)
+				}
+			}
+		}
+		return out
+	}
 }
 
 func (l *Lab) startCT() error {

@@ -23,8 +23,11 @@ import (
 // and registrations (the lab's RDAP service, rdap.go) that are expiring,
 // expired or unlocked.
 //
-// Every other lab domain passes them all: no wildcard, no alias at the
-// domain or www that dangles, the lab's two name servers (ns1 and ns2,
+// Every other lab domain passes them all: no wildcard, no alias that
+// dangles at the domain, www or any name CT lists for it (ct.go: mail is
+// an address or an alias of the lab MX; old.<d> does not exist and has no
+// alias, so it does not dangle; the wildcard names the apex; OutsideName is
+// not under the domain and is not followed), the lab's two name servers (ns1 and ns2,
 // one server, AA set, one serial), no transfers, and a registration for a
 // year with a transfer lock. A domain that does not exist is unknown.
 var hygieneFamily = Family{Name: hygieneName, Cases: hygieneCases, Complete: completeHygiene}
@@ -238,6 +241,21 @@ func hygieneCases() []Case {
 		c("dns-cname-takeover", hygieneWant{dnscheck.DanglingCNAME: check.Fail}, func(d string) []string {
 			return []string{rr("www."+d, "CNAME", hygieneLabel(d)+".azurewebsites.net.")}
 		}),
+		// A subdomain only CT lists (discovery drops it as a host: it does
+		// not resolve) is an alias of an Azure web app name nobody holds:
+		// the domain's dns.dangling-cname follows every discovered name.
+		{Name: "dns-cname-ct-takeover", Build: func(d string) Domain {
+			n := "legacy-app." + d
+			return Domain{Name: d, CT: []string{n}, Records: []string{rr(n, "CNAME", hygieneLabel(d)+"-legacy.azurewebsites.net.")},
+				Expect: hygieneWant{dnscheck.DanglingCNAME: check.Fail}.expect(d)}
+		}},
+		// A CT-only subdomain that is an alias of a lab name that does not
+		// exist (high).
+		{Name: "dns-cname-ct-dangling", Build: func(d string) Domain {
+			n := "intranet." + d
+			return Domain{Name: d, CT: []string{n}, Records: []string{rr(n, "CNAME", "retired-intranet."+d+".")},
+				Expect: hygieneWant{dnscheck.DanglingCNAME: check.Fail}.expect(d)}
+		}},
 		// www is an alias of an S3 bucket that exists (outside the scope):
 		// the page is not fetched, the verdict rests on DNS: pass.
 		c("dns-cname-provider", hygieneWant{}, func(d string) []string {

@@ -561,7 +561,7 @@ func (l *Lab) Env() *check.Env {
 		CRLs: crl.Source{Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial,
 			MaxIdleConnsPerHost: 2, IdleConnTimeout: 5 * time.Second}}, Cache: &crl.Cache{}},
 		Log:   l.log,
-		Hints: l.dkimHints(),
+		Hints: l.ctHints(l.dkimHints()),
 		// The RDAP service (rdap.go).
 		Services: l.services(),
 	}

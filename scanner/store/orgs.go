@@ -146,3 +146,53 @@ func (s *Store) Assets(ctx context.Context, runID int64) ([]check.Asset, error) 
 	}
 	return out, nil
 }
+
+// PutNames records, per estate domain, the names discovery saw under it in
+// a run. Putting a name again is a no-op.
+func (s *Store) PutNames(ctx context.Context, runID int64, names map[string][]string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO discovered_names (run_id, domain, name)
+			VALUES (?, ?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for dom, ns := range names {
+			for _, n := range ns {
+				if dom == "" || n == "" {
+					return fmt.Errorf("name %q of domain %q is empty", n, dom)
+				}
+				if _, err := st.ExecContext(ctx, runID, dom, n); err != nil {
+					return fmt.Errorf("name %s: %w", n, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put names of run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// Names are the names of a run by domain, each list sorted.
+func (s *Store) Names(ctx context.Context, runID int64) (map[string][]string, error) {
+	rows, err := s.r.QueryContext(ctx,
+		"SELECT domain, name FROM discovered_names WHERE run_id = ? ORDER BY domain, name", runID)
+	if err != nil {
+		return nil, fmt.Errorf("store: names of run %d: %w", runID, err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var dom, n string
+		if err := rows.Scan(&dom, &n); err != nil {
+			return nil, fmt.Errorf("store: names of run %d: %w", runID, err)
+		}
+		out[dom] = append(out[dom], n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: names of run %d: %w", runID, err)
+	}
+	return out, nil
+}

@@ -465,6 +465,30 @@ func TestOrganisationsAndAssetsAreUpserted(t *testing.T) {
 	}
 }
 
+func TestDiscoveredNamesSurviveTheRunAndArePutOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	r := mustBegin(t, s, "nightly")
+	other := mustBegin(t, s, "other")
+	names := map[string][]string{"example.nhs.uk": {"www.example.nhs.uk", "example.nhs.uk", "legacy.example.nhs.uk"}}
+	for range 2 { // a resumed run that discovers again puts the same names
+		if err := s.PutNames(ctx, r.ID, names); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Names(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"example.nhs.uk": {"example.nhs.uk", "legacy.example.nhs.uk", "www.example.nhs.uk"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("names %v, want %v", got, want)
+	}
+	if got, err := s.Names(ctx, other.ID); err != nil || len(got) != 0 {
+		t.Errorf("another run's names: %v, %v; want none", got, err)
+	}
+}
+
 // kinds maps finding id → change kind for a run.
 func kinds(t *testing.T, s *Store, runID int64) map[string]ChangeKind {
 	t.Helper()

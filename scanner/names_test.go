@@ -1,0 +1,84 @@
+package scanner_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/dnscheck"
+	"github.com/nhsx/posture/scanner"
+	"github.com/nhsx/posture/scanner/lab"
+	"github.com/nhsx/posture/scanner/store"
+)
+
+// stopAfterDiscovery stops the run (as Ctrl-C would) as soon as discovery
+// has stored the assets, before any job.
+type stopAfterDiscovery struct {
+	*store.Store
+	cancel context.CancelFunc
+}
+
+func (s stopAfterDiscovery) PutAssets(ctx context.Context, runID int64, as []check.Asset) error {
+	defer s.cancel()
+	return s.Store.PutAssets(ctx, runID, as)
+}
+
+// TestResumedRunKeepsTheDiscoveredNames: `--only dns` builds no host, yet
+// the domain's dns.dangling-cname follows the names CT lists (a CT-only
+// alias of an unclaimed Azure name fails); a run stopped after discovery
+// and resumed with no CT search (the resume does not discover again)
+// follows the same names, read back from the store.
+func TestResumedRunKeepsTheDiscoveredNames(t *testing.T) {
+	t.Parallel()
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var target string
+	for _, d := range l.Domains() {
+		if strings.HasPrefix(d.Name, "lab-dns-cname-ct-takeover") {
+			target = d.Name
+		}
+	}
+	if target == "" {
+		t.Fatal("no lab-dns-cname-ct-takeover domain in the lab")
+	}
+	cfg := labConfig(t, l)
+	cfg.Families = []string{"dns"}
+	st := openDB(t, filepath.Join(t.TempDir(), "p.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := scanner.Run(ctx, stopAfterDiscovery{st, cancel}, cfg); err == nil {
+		t.Fatal("the first run was not interrupted")
+	}
+	cfg.CTURL = "" // were discovery run again, it would see no CT name
+	stats, err := scanner.Run(context.Background(), st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stats.Resumed {
+		t.Fatal("the second run did not resume the first")
+	}
+	assets, _ := st.Assets(context.Background(), stats.RunID)
+	for _, a := range assets {
+		if a.Kind == check.KindHost {
+			t.Fatalf("host %s built in a --only dns run", a.Name)
+		}
+	}
+	fs, err := st.Findings(context.Background(), stats.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if f.CheckID == dnscheck.DanglingCNAME && f.Asset.Name == target {
+			if f.Outcome != check.Fail || !strings.Contains(f.Message, "legacy-app."+target) {
+				t.Fatalf("%s on %s: %s (%s), want fail naming legacy-app.%s", f.CheckID, target, f.Outcome, f.Message, target)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %s finding on %s", dnscheck.DanglingCNAME, target)
+}
