@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -162,6 +163,21 @@ func Kinds(cs []check.Check) map[check.Kind]bool {
 	return out
 }
 
+// wantsNames says whether a collector of the dns family targets domains:
+// those read the hint "names" (dns.dangling-cname), for which discovery
+// searches CT even when no host is built. Other runs that build no host
+// (`--only email`) make no CT search.
+func wantsNames(cs []check.Check) bool {
+	for _, c := range cs {
+		for _, m := range c.Rules() {
+			if m.Family == "dns" && slices.Contains(m.Targets, check.KindDomain) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // runOptions are stored with a run (store.Run.Options).
 type runOptions struct {
 	Families []string `json:"families"`
@@ -248,7 +264,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if len(assets) == 0 {
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
 			DNS: c.DNS, CTURL: c.CTURL, HTTP: Breaker(c.ServiceHTTP), GitHub: c.GitHub,
-			Kinds: Kinds(cs), Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
+			Kinds: Kinds(cs), Names: wantsNames(cs), Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
 		})
 		if err != nil {
 			return c.interrupted(ctx, st, runID, resumed, err)

@@ -45,6 +45,10 @@ type Options struct {
 	// MaxPerDomain bounds the names kept per domain from CT (default 500),
 	// and the names recorded per domain in Result.Names.
 	MaxPerDomain int
+	// Names asks for Result.Names even when no host is built (the names
+	// are then searched in CT but not resolved). With host kinds wanted
+	// they are always recorded.
+	Names bool
 	// MaxRepos bounds repositories per GitHub organisation (default 1000).
 	MaxRepos    int
 	Concurrency int
@@ -127,8 +131,8 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 					return nil
 				})
 			}
-			if want(check.KindHost) || want(check.KindDomain) {
-				// Domain checks need the names (dns.dangling-cname);
+			if want(check.KindHost) || (o.Names && want(check.KindDomain)) {
+				// Domain checks may need the names (dns.dangling-cname);
 				// only host checks need them resolved and kept.
 				g.Go(func() error { d.hosts(gctx, org.Code, dom, want(check.KindHost)); return nil })
 			}

@@ -170,7 +170,7 @@ func TestDiscoverRecordsNamesForDomainChecksAlone(t *testing.T) {
 	e, _ := estate.Parse("lab.yaml", l.EstateYAML())
 	svc := &http.Client{Transport: &http.Transport{DialContext: l.Dial}}
 	res, err := discover.Run(context.Background(), e, discover.Options{DNS: l.Resolver(), CTURL: l.CTURL, HTTP: svc,
-		AllowPrivate: true, Kinds: map[check.Kind]bool{check.KindDomain: true}, MaxPerDomain: 3})
+		AllowPrivate: true, Kinds: map[check.Kind]bool{check.KindDomain: true}, Names: true, MaxPerDomain: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +182,11 @@ func TestDiscoverRecordsNamesForDomainChecksAlone(t *testing.T) {
 	d := l.Domains()[0].Name
 	if got := res.Names[d]; len(got) != 3 || !slices.Contains(got, d) {
 		t.Errorf("names of %s: %v, want three (the bound) with the apex", d, got)
+	}
+	// Without Names (an --only email run), no CT search is made for them.
+	res, err = discover.Run(context.Background(), e, discover.Options{DNS: l.Resolver(), CTURL: l.CTURL, HTTP: svc,
+		AllowPrivate: true, Kinds: map[check.Kind]bool{check.KindDomain: true}})
+	if err != nil || len(res.Names) != 0 {
+		t.Errorf("names %v (%v) recorded although not asked for", res.Names, err)
 	}
 }
