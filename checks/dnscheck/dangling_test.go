@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miekg/dns"
+
 	"github.com/nhsx/posture/checks/check"
 )
 
@@ -215,4 +217,30 @@ func TestDanglingMessageClipsLongLists(t *testing.T) {
 	if f[0].Outcome != check.Fail || !strings.Contains(f[0].Message, "30 of 30 names dangle") || !strings.Contains(f[0].Message, "and 22 more") || len(f[0].Message) > 2000 {
 		t.Fatalf("%s (%d bytes): %s", f[0].Outcome, len(f[0].Message), f[0].Message)
 	}
+}
+
+// FuzzDanglingNames: whatever the hint lists (CT names are hostile), the
+// names followed are at most danglingMaxNames, start with the domain and
+// www, and are valid names inside the domain, each once.
+func FuzzDanglingNames(f *testing.F) {
+	f.Add("a.test", "www.a.test\n*.A.test.\nlegacy.a.test\nbad..a.test\nx.other.test")
+	f.Add("a.test", "\n\n*.\n.a.test\n*.*.a.test")
+	f.Fuzz(func(t *testing.T, domain, hints string) {
+		names, skipped := danglingNames(domain, strings.Split(hints, "\n"))
+		if len(names) > danglingMaxNames || skipped < 0 || len(names) < 2 {
+			t.Fatalf("%d names, %d skipped", len(names), skipped)
+		}
+		seen := map[string]bool{}
+		for i, n := range names {
+			if seen[n] {
+				t.Fatalf("%q followed twice", n)
+			}
+			seen[n] = true
+			if i >= 2 {
+				if _, ok := dns.IsDomainName(n); !ok || !strings.HasSuffix(n, "."+names[0]) {
+					t.Fatalf("%q followed for %q", n, names[0])
+				}
+			}
+		}
+	})
 }
