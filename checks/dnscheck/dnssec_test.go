@@ -524,3 +524,25 @@ func TestVerificationsAreBounded(t *testing.T) {
 		t.Fatalf("got %+v after %d verifications, want bogus after %d", p, 100-v.budget, dnssecMaxSigs*dnssecKeysPerSig)
 	}
 }
+
+// TestResolverThatDropsSignaturesIsUnknownNeverBogus: a resolver that
+// answers DO queries without RRSIGs (a DNSSEC-unaware forwarder) would make
+// every signed zone look bogus; the anchor zone's unsigned keys give it
+// away, and the verdict is unknown with reason no-dnssec-resolver.
+func TestResolverThatDropsSignaturesIsUnknownNeverBogus(t *testing.T) {
+	w := newWorld(t)
+	ev := w.evidence("a.nhs.uk.")
+	for i := range ev.Lookups {
+		var kept []string
+		for _, r := range ev.Lookups[i].Records {
+			if !strings.Contains(r, "\tRRSIG\t") {
+				kept = append(kept, r)
+			}
+		}
+		ev.Lookups[i].Records = kept
+	}
+	fs := evaluateDNSSEC(check.In[DNSSECEvidence]{Evidence: ev, CollectedAt: now, Policy: WithTrustAnchors(check.DefaultPolicy(), w.anchor())})
+	if len(fs) != 1 || fs[0].Outcome != check.Unknown || fs[0].Reason != string(ErrNoDNSSECResolver) {
+		t.Fatalf("got %+v, want unknown with reason %s", fs, ErrNoDNSSECResolver)
+	}
+}

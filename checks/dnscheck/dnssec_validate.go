@@ -296,6 +296,13 @@ func (v *dnssecValidator) anchorKeys(zone string, anchors []dns.RR) ([]*dns.DNSK
 	if len(keySet) == 0 {
 		return nil, fail("the trust anchor's zone %s served no DNSKEY records", nm(zone))
 	}
+	if len(keySigs) == 0 {
+		// The anchor zone's keys are always signed: an answer without
+		// RRSIGs comes from a resolver that drops DNSSEC data, and then no
+		// zone below can be judged (never bogus for it).
+		return nil, &dnssecVerdict{state: dnssecIndeterminate, reason: string(ErrNoDNSSECResolver),
+			msg: fmt.Sprintf("the resolver returned the DNSKEY records of %s without their signatures: it does not pass DNSSEC data (DO), so no signature can be checked; use a resolver that does (--resolver)", nm(zone))}
+	}
 	if len(trusted) == 0 {
 		return nil, fail("no DNSKEY of %s (key tags %s) matches the trust anchors for it", nm(zone), keyTags(keySet))
 	}
