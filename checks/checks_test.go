@@ -38,7 +38,7 @@ func TestCatalogueIsWellFormed(t *testing.T) {
 		}
 		for _, k := range m.Targets {
 			switch k {
-			case check.KindDomain, check.KindHost, check.KindMail, check.KindRepo, check.KindOrg:
+			case check.KindDomain, check.KindHost, check.KindMail, check.KindRepo, check.KindOrg, check.KindZone:
 			default:
 				t.Errorf("%s: unknown target kind %q", m.ID, k)
 			}

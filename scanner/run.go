@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -297,6 +298,13 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if resumed {
 		// The name servers are not assets: ask again (cached, cheap).
 		ns = discover.NameServers(ctx, c.DNS, c.Estate)
+		var zones []string
+		for _, a := range assets {
+			if a.Kind == check.KindZone {
+				zones = append(zones, a.Name)
+			}
+		}
+		maps.Copy(ns, discover.ZoneNameServers(ctx, c.DNS, c.Estate, zones))
 	}
 	for h := range ns {
 		mx[h] = true // DNS checks query a zone's own servers, as mail checks its MX

@@ -24,6 +24,9 @@ const (
 	KindMail   Kind = "mail"   // an MX host on TCP 25
 	KindRepo   Kind = "repo"   // a GitHub repository, owner/name
 	KindOrg    Kind = "org"    // a GitHub organisation
+	// KindZone is a DNS zone delegated below an estate domain (a
+	// subdomain that owns NS records), e.g. dept.example.nhs.uk.
+	KindZone Kind = "zone"
 )
 
 // Asset is one thing that is scanned. Name is a lower-case FQDN without the

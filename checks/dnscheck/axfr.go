@@ -66,7 +66,7 @@ type AXFRServer struct {
 // AXFRCheck returns the dns.axfr-open collector.
 func AXFRCheck() check.Check {
 	return check.New(check.Spec[AXFREvidence]{
-		ID: AXFROpen, Family: "dns", Targets: []check.Kind{check.KindDomain},
+		ID: AXFROpen, Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
 		Rules: []check.Meta{{
 			ID: AXFROpen, Rule: ruleAXFR, Title: "Name servers refuse zone transfers", Severity: check.High,
 			Description: "Each of the zone's name servers is asked for a zone transfer (AXFR over TCP): REFUSED, NOTAUTH, an empty answer, or a refused or closed connection passes; any zone data fails. The scanner stops reading after the first records.",

@@ -53,7 +53,7 @@ const maxClimb = 12
 // CAACheck returns the dns.caa collector.
 func CAACheck() check.Check {
 	return check.New(check.Spec[CAAEvidence]{
-		ID: "dns.caa", Family: "dns", Targets: []check.Kind{check.KindDomain},
+		ID: "dns.caa", Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
 		Rules: []check.Meta{{
 			ID: CAA, Rule: ruleCAA, Title: "CAA records restrict certificate issuance", Severity: check.Low,
 			Description: "The CAA record set that governs the domain (RFC 8659 tree climbing) names at least one CA in an issue property, parses, and has no unknown critical property.",

@@ -106,7 +106,7 @@ const hscnDNS = "https://digital.nhs.uk/services/health-and-social-care-network/
 // dns.lame-delegation).
 func Delegation() check.Check {
 	return check.New(check.Spec[DelegationEvidence]{
-		ID: "dns.delegation", Family: "dns", Targets: []check.Kind{check.KindDomain},
+		ID: "dns.delegation", Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
 		Rules: []check.Meta{{
 			ID: DanglingNS, Rule: ruleDanglingNS, Title: "Every name server of the zone resolves", Severity: check.Critical,
 			Description: "Every NS host of the zone the domain is in (in the parent's delegation or the zone's own NS set) has an address, and the registrable domain of each exists: a name server whose domain has lapsed can be registered by anyone, who then answers for the whole zone (critical); one that merely has no address is high.",

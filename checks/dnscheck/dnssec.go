@@ -69,7 +69,7 @@ const reasonTrustAnchor = "trust-anchor"
 // DNSSECCheck returns the dns.dnssec collector.
 func DNSSECCheck() check.Check {
 	return check.New(check.Spec[DNSSECEvidence]{
-		ID: DNSSEC, Family: "dns", Targets: []check.Kind{check.KindDomain},
+		ID: DNSSEC, Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
 		Rules: []check.Meta{{
 			ID: DNSSEC, Rule: ruleDNSSEC, Title: "DNSSEC signs the domain and the chain of trust validates", Severity: check.Medium,
 			Description: "The chain of trust from the trust anchor (the root's key-signing keys) down to the domain's zone validates at the time of the scan: " +

@@ -54,7 +54,7 @@ var refHSCNNaming = check.Ref{Standard: "NHS England HSCN DNS standards", Sectio
 // WildcardCheck returns the dns.wildcard collector.
 func WildcardCheck() check.Check {
 	return check.New(check.Spec[WildcardEvidence]{
-		ID: Wildcard, Family: "dns", Targets: []check.Kind{check.KindDomain},
+		ID: Wildcard, Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
 		Rules: []check.Meta{{
 			ID: Wildcard, Rule: ruleWildcard, Title: "No wildcard records", Severity: check.Medium,
 			Description: "A random 32-character name under the domain, asked A, AAAA, CNAME, MX and TXT, does not exist (NXDOMAIN). Wildcard TXT records that only protect (v=spf1 -all, or an empty DKIM key v=DKIM1; p=) pass with a note. Any other wildcard fails on names under nhs.uk (HSCN DNS bans them) and warns elsewhere.",

@@ -1,6 +1,7 @@
 // Package discover turns an estate into assets: the organisations' domains,
-// web hosts found in Certificate Transparency and DNS, the MX hosts that
-// receive their mail, and their GitHub organisations and repositories.
+// web hosts found in Certificate Transparency and DNS, the zones delegated
+// below the domains (names that own NS records), the MX hosts that receive
+// their mail, and their GitHub organisations and repositories.
 // Every name it keeps is inside the estate's scope; every name it drops is
 // counted with the reason, so an operator can see what was left out.
 package discover
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -49,6 +51,9 @@ type Options struct {
 	// are then searched in CT but not resolved). With host kinds wanted
 	// they are always recorded.
 	Names bool
+	// MaxZones bounds the names per domain asked whether they are zone
+	// cuts (default 50).
+	MaxZones int
 	// MaxRepos bounds repositories per GitHub organisation (default 1000).
 	MaxRepos    int
 	Concurrency int
@@ -71,7 +76,8 @@ type Result struct {
 	// Excluded are names something led to (an MX record) that the estate
 	// excludes: not assets, never contacted.
 	Excluded []string
-	// NSHosts are the name servers of estate domains: DNS checks may query
+	// NSHosts are the name servers of estate domains and of the zones
+	// delegated below them (KindZone assets): DNS checks may query
 	// them directly (delegation, AXFR) even when their names are not in
 	// scope (a trust's zone may be hosted). Excluded names are left out.
 	NSHosts map[string]bool
@@ -97,6 +103,9 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if o.MaxPerDomain <= 0 {
 		o.MaxPerDomain = 500
 	}
+	if o.MaxZones <= 0 {
+		o.MaxZones = 50
+	}
 	if o.MaxRepos <= 0 {
 		o.MaxRepos = 1000
 	}
@@ -109,7 +118,8 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if o.DNS == nil {
 		o.DNS = &dnsq.Resolver{}
 	}
-	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}, Names: map[string][]string{}}, seen: map[string]bool{}}
+	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}, Names: map[string][]string{}},
+		seen: map[string]bool{}, sem: make(chan struct{}, o.Concurrency)}
 	want := func(k check.Kind) bool { return o.Kinds == nil || o.Kinds[k] }
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -131,10 +141,17 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 					return nil
 				})
 			}
-			if want(check.KindHost) || (o.Names && want(check.KindDomain)) {
+			if want(check.KindHost) || want(check.KindZone) || (o.Names && want(check.KindDomain)) {
 				// Domain checks may need the names (dns.dangling-cname);
-				// only host checks need them resolved and kept.
-				g.Go(func() error { d.hosts(gctx, org.Code, dom, want(check.KindHost)); return nil })
+				// only host checks need them resolved and kept; zone
+				// checks need those that are zone cuts.
+				g.Go(func() error {
+					d.hosts(gctx, org.Code, dom, want(check.KindHost))
+					if want(check.KindZone) {
+						d.zones(gctx, org.Code, dom)
+					}
+					return nil
+				})
 			}
 			if want(check.KindMail) {
 				g.Go(func() error { d.mx(gctx, org.Code, dom); return nil })
@@ -162,6 +179,9 @@ type run struct {
 	mu   sync.Mutex
 	res  *Result
 	seen map[string]bool
+	// sem bounds the lookups a domain's task fans out (zone cuts): leaf
+	// work, so a task holding the errgroup's slot never waits for one.
+	sem chan struct{}
 }
 
 func (d *run) add(a check.Asset) {
@@ -274,6 +294,94 @@ func (d *run) hosts(ctx context.Context, org, dom string, keep bool) {
 		kept++
 		d.add(check.Asset{Kind: check.KindHost, Name: n, Org: org, Domain: dom, Source: src})
 	}
+}
+
+// zones finds the zones delegated below dom: the names recorded under it
+// (the apex excluded; at most MaxZones) that own NS records themselves
+// (an alias's NS records are its target's, not a cut). Each becomes a
+// KindZone asset, and its name servers join NSHosts, so the DNS checks
+// may ask them (excluded names never).
+func (d *run) zones(ctx context.Context, org, dom string) {
+	d.mu.Lock()
+	var names []string
+	for _, n := range d.res.Names[dom] {
+		if n != dom && strings.HasSuffix(n, "."+dom) && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	d.mu.Unlock()
+	if len(names) > d.o.MaxZones {
+		d.drop("over the per-domain zone limit")
+		names = names[:d.o.MaxZones]
+	}
+	var wg sync.WaitGroup
+	for _, n := range names {
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-d.sem }()
+			hosts, ok, err := zoneCut(ctx, d.o.DNS, d.e, n)
+			if err != nil {
+				d.fail("ns "+n, err)
+				return
+			}
+			if !ok {
+				return
+			}
+			d.mu.Lock()
+			for _, h := range hosts {
+				d.res.NSHosts[h] = true
+			}
+			d.mu.Unlock()
+			d.add(check.Asset{Kind: check.KindZone, Name: n, Org: org, Domain: dom, Source: "ns"})
+		}()
+	}
+	wg.Wait()
+}
+
+// zoneCut asks NS at name: it is a zone cut when the answer has NS records
+// owned by name itself. hosts are their targets, less invalid and
+// excluded names.
+func zoneCut(ctx context.Context, r *dnsq.Resolver, e *estate.Estate, name string) (hosts []string, cut bool, err error) {
+	resp, err := r.Query(ctx, name, dns.TypeNS)
+	if err != nil {
+		return nil, false, err
+	}
+	owner := dns.CanonicalName(name)
+	for _, rr := range resp.Of(dns.TypeNS) {
+		if !strings.EqualFold(rr.Header().Name, owner) {
+			continue
+		}
+		cut = true
+		h := strings.ToLower(strings.TrimSuffix(rr.(*dns.NS).Ns, "."))
+		if estate.ValidDomain(h, false) == nil && !e.Excluded(h) && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts, cut, nil
+}
+
+// ZoneNameServers are the NS hosts of delegated zones (KindZone assets),
+// less excluded names: what a resumed run lets the DNS checks query, as
+// discovery's NSHosts did.
+func ZoneNameServers(ctx context.Context, r *dnsq.Resolver, e *estate.Estate, zones []string) map[string]bool {
+	if r == nil {
+		r = &dnsq.Resolver{}
+	}
+	out := map[string]bool{}
+	for _, z := range zones {
+		hosts, _, _ := zoneCut(ctx, r, e, z)
+		for _, h := range hosts {
+			out[h] = true
+		}
+	}
+	return out
 }
 
 func (d *run) anyAllowed(addrs []netip.Addr) bool {

@@ -72,6 +72,45 @@ func TestDiscoverLab(t *testing.T) {
 			}
 		}
 	})
+	t.Run("zones delegated below a domain are zone assets, their name servers queryable", func(t *testing.T) {
+		found := 0
+		for _, d := range l.Domains() {
+			for _, z := range l.Zones(d.Name) {
+				found++
+				if a, ok := have["zone:"+z]; !ok || a.Domain != d.Name || a.Source != "ns" {
+					t.Errorf("%s: zone %s: asset %+v, want a zone asset of the domain", d.Name, z, a)
+				}
+			}
+		}
+		if found == 0 {
+			t.Fatal("the lab delegates no zone below a domain")
+		}
+		n := 0
+		for _, a := range res.Assets {
+			if a.Kind == check.KindZone {
+				n++
+			}
+		}
+		if n != found {
+			t.Errorf("%d zone assets, want %d (a CT name without NS records of its own is no zone)", n, found)
+		}
+		// Zone checks alone: the name servers are the zones' only.
+		zr, err := discover.Run(context.Background(), e, discover.Options{
+			DNS: l.Resolver(), CTURL: l.CTURL, HTTP: svc, AllowPrivate: true, Kinds: map[check.Kind]bool{check.KindZone: true},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]bool{lab.NS1: true, lab.NS2: true, lab.NSXfr: true}
+		if len(zr.NSHosts) != len(want) {
+			t.Errorf("NSHosts %v, want the delegated zones' %v", zr.NSHosts, want)
+		}
+		for h := range want {
+			if !zr.NSHosts[h] {
+				t.Errorf("NSHosts %v lack %s, a name server of a delegated zone", zr.NSHosts, h)
+			}
+		}
+	})
 	t.Run("mail hosts come from MX records", func(t *testing.T) {
 		for _, mx := range []string{lab.MX1, lab.MX2} {
 			if a, ok := have["mail:"+mx]; !ok || !res.MXHosts[mx] {

@@ -199,6 +199,62 @@ func completeHygiene(d *Domain, c Case, _ Added, _ []Case) {
 	d.Expect = append(d.Expect, w.expect(d.Name)...)
 }
 
+// hygieneChildZone are the records of a zone delegated below a lab domain:
+// its SOA (serial 1, as every lab zone's) and NS records naming hosts.
+// The lab DNS serves them as it serves every zone; a family name server
+// named serves a copy.
+func hygieneChildZone(z string, hosts ...string) []string {
+	return append([]string{zoneHead(z)[0]}, hygieneNS(z, hosts...)...)
+}
+
+// hygieneZoneIDs are the ids whose collectors judge delegated zones
+// (check.KindZone) as well as domains.
+var hygieneZoneIDs = []string{dnscheck.Wildcard, dnscheck.DanglingNS, dnscheck.LameDelegation, dnscheck.AXFROpen, "dns.caa", dnscheck.DNSSEC}
+
+// hygieneZoneExpect is the truth on a zone delegated below a lab domain:
+// pass unless listed, but dns.dnssec warns (no lab child zone is signed)
+// and dns.caa passes (no CAA at the zone: the domain's, which every lab
+// domain outside the dns family publishes, governs it; RFC 8659 §3).
+func hygieneZoneExpect(z string, w hygieneWant) []Expect {
+	out := make([]Expect, 0, len(hygieneZoneIDs))
+	for _, id := range hygieneZoneIDs {
+		o, ok := w[id]
+		switch {
+		case ok:
+		case id == dnscheck.DNSSEC:
+			o = check.Warn
+		default:
+			o = check.Pass
+		}
+		out = append(out, Expect{Kind: check.KindZone, Name: z, CheckID: id, Outcome: o})
+	}
+	return out
+}
+
+// Zones are the zones delegated below a lab domain that discovery finds:
+// the names it records for the domain (www and the CT names, less the
+// apex and excluded names) that own NS records.
+func (l *Lab) Zones(domain string) []string {
+	i, ok := l.byDomain[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	if !ok {
+		return nil
+	}
+	d := l.domains[i]
+	names := map[string]bool{"www." + d.Name: true}
+	for _, n := range d.CT {
+		names[strings.TrimPrefix(strings.ToLower(strings.TrimSuffix(n, ".")), "*.")] = true
+	}
+	var out []string
+	for _, r := range d.Records {
+		o, t := ownerType(r)
+		o = strings.TrimSuffix(o, ".")
+		if t == "NS" && names[o] && under(o, d.Name) && o != d.Name && !slices.Contains(d.Exclude, o) && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // hygieneNS are the zone's NS records naming hosts.
 func hygieneNS(d string, hosts ...string) []string {
 	var out []string
@@ -288,6 +344,23 @@ func hygieneCases() []Case {
 		c("dns-axfr-open", hygieneWant{dnscheck.AXFROpen: check.Fail}, func(d string) []string {
 			return hygieneNS(d, NS1, NSXfr)
 		}),
+		// A child zone, dept.<d>, delegated to ns1 and to a name server that
+		// transfers it to anyone, and listed in CT: discovery finds the
+		// zone cut (a KindZone asset), whose dns.axfr-open fails; the
+		// domain passes.
+		{Name: "dns-zone-axfr-open", Build: func(d string) Domain {
+			z := "dept." + d
+			return Domain{Name: d, CT: []string{z}, Records: hygieneChildZone(z, NS1, NSXfr),
+				Expect: append(hygieneWant{}.expect(d), hygieneZoneExpect(z, hygieneWant{dnscheck.AXFROpen: check.Fail})...)}
+		}},
+		// A healthy child zone on the lab's own name servers: every check
+		// passes on it (unsigned: dns.dnssec warns, as on every unsigned
+		// lab zone).
+		{Name: "dns-zone-delegated", Build: func(d string) Domain {
+			z := "dept." + d
+			return Domain{Name: d, CT: []string{z}, Records: hygieneChildZone(z, NS1, NS2),
+				Expect: append(hygieneWant{}.expect(d), hygieneZoneExpect(z, hygieneWant{})...)}
+		}},
 		// Registrations (rdap.go): 20 days left, expired, not locked.
 		c("dns-expiring", hygieneWant{dnscheck.DomainExpiry: check.Warn}, none),
 		c("dns-expired", hygieneWant{dnscheck.DomainExpiry: check.Fail}, none),
