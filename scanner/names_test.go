@@ -25,11 +25,12 @@ func (s stopAfterDiscovery) PutAssets(ctx context.Context, runID int64, as []che
 	return s.Store.PutAssets(ctx, runID, as)
 }
 
-// TestResumedRunKeepsTheDiscoveredNames: `--only dns` builds no host, yet
-// the domain's dns.dangling-cname follows the names CT lists (a CT-only
-// alias of an unclaimed Azure name fails); a run stopped after discovery
-// and resumed with no CT search (the resume does not discover again)
-// follows the same names, read back from the store.
+// TestResumedRunKeepsTheDiscoveredNames: the domain's dns.dangling-cname
+// follows the names CT lists, kept as hosts or not (a CT-only alias of an
+// unclaimed Azure name fails); a run stopped after discovery and resumed
+// with no CT search (the resume does not discover again) follows the same
+// names, read back from the store, and judges the zones discovery found
+// delegated below the domains (dept.<d>, open to zone transfer, fails).
 func TestResumedRunKeepsTheDiscoveredNames(t *testing.T) {
 	t.Parallel()
 	l, err := lab.Start(context.Background(), lab.Config{})
@@ -37,14 +38,17 @@ func TestResumedRunKeepsTheDiscoveredNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	var target string
+	var target, zone string
 	for _, d := range l.Domains() {
 		if strings.HasPrefix(d.Name, "lab-dns-cname-ct-takeover") {
 			target = d.Name
 		}
+		if strings.HasPrefix(d.Name, "lab-dns-zone-axfr-open") {
+			zone = "dept." + d.Name
+		}
 	}
-	if target == "" {
-		t.Fatal("no lab-dns-cname-ct-takeover domain in the lab")
+	if target == "" || zone == "" {
+		t.Fatal("no lab-dns-cname-ct-takeover or lab-dns-zone-axfr-open domain in the lab")
 	}
 	cfg := labConfig(t, l)
 	cfg.Families = []string{"dns"}
@@ -62,15 +66,18 @@ func TestResumedRunKeepsTheDiscoveredNames(t *testing.T) {
 	if !stats.Resumed {
 		t.Fatal("the second run did not resume the first")
 	}
-	assets, _ := st.Assets(context.Background(), stats.RunID)
-	for _, a := range assets {
-		if a.Kind == check.KindHost {
-			t.Fatalf("host %s built in a --only dns run", a.Name)
-		}
-	}
 	fs, err := st.Findings(context.Background(), stats.RunID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	axfr := false
+	for _, f := range fs {
+		if f.CheckID == dnscheck.AXFROpen && f.Asset.Kind == check.KindZone && f.Asset.Name == zone {
+			axfr = f.Outcome == check.Fail
+		}
+	}
+	if !axfr {
+		t.Errorf("no failing %s finding on the zone %s after the resume", dnscheck.AXFROpen, zone)
 	}
 	for _, f := range fs {
 		if f.CheckID == dnscheck.DanglingCNAME && f.Asset.Name == target {

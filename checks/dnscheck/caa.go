@@ -53,10 +53,10 @@ const maxClimb = 12
 // CAACheck returns the dns.caa collector.
 func CAACheck() check.Check {
 	return check.New(check.Spec[CAAEvidence]{
-		ID: "dns.caa", Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
+		ID: "dns.caa", Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone, check.KindHost},
 		Rules: []check.Meta{{
 			ID: CAA, Rule: ruleCAA, Title: "CAA records restrict certificate issuance", Severity: check.Low,
-			Description: "The CAA record set that governs the domain (RFC 8659 tree climbing) names at least one CA in an issue property, parses, and has no unknown critical property.",
+			Description: "The CAA record set that governs the name (a domain, a zone delegated below one, or a web host; RFC 8659 tree climbing: the name's own records, an alias's target's, else its parent's) names at least one CA in an issue property, parses, and has no unknown critical property.",
 			Remediation: `Publish CAA records at the domain naming the certificate authorities you use, e.g. ` +
 				`"0 issue \"letsencrypt.org\"" and "0 iodef \"mailto:security@<domain>\"", and remove any property with the critical flag (128) that CAs do not know.`,
 			Standards: []check.Ref{

@@ -109,7 +109,7 @@ func Delegation() check.Check {
 		ID: "dns.delegation", Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
 		Rules: []check.Meta{{
 			ID: DanglingNS, Rule: ruleDanglingNS, Title: "Every name server of the zone resolves", Severity: check.Critical,
-			Description: "Every NS host of the zone the domain is in (in the parent's delegation or the zone's own NS set) has an address, and the registrable domain of each exists: a name server whose domain has lapsed can be registered by anyone, who then answers for the whole zone (critical); one that merely has no address is high.",
+			Description: "Every NS host of the zone the domain is in, or of a zone delegated below it (in the parent's delegation or the zone's own NS set) has an address, and the registrable domain of each exists: a name server whose domain has lapsed can be registered by anyone, who then answers for the whole zone (critical); one that merely has no address is high.",
 			Remediation: "Remove NS records naming hosts that no longer exist, at the parent (the delegation) and in the zone, or restore the hosts; renew the registration of any name server's domain that has lapsed. For names under nhs.uk, ask NHS England's DNS team to change the delegation.",
 			Standards: []check.Ref{
 				withSection(refHSCNDelegation, `Off-infrastructure delegation of sub-domains: delegations "can be hi-jacked by malign entities"`),

@@ -54,10 +54,10 @@ var refHSCNNaming = check.Ref{Standard: "NHS England HSCN DNS standards", Sectio
 // WildcardCheck returns the dns.wildcard collector.
 func WildcardCheck() check.Check {
 	return check.New(check.Spec[WildcardEvidence]{
-		ID: Wildcard, Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone},
+		ID: Wildcard, Family: "dns", Targets: []check.Kind{check.KindDomain, check.KindZone, check.KindHost},
 		Rules: []check.Meta{{
 			ID: Wildcard, Rule: ruleWildcard, Title: "No wildcard records", Severity: check.Medium,
-			Description: "A random 32-character name under the domain, asked A, AAAA, CNAME, MX and TXT, does not exist (NXDOMAIN). Wildcard TXT records that only protect (v=spf1 -all, or an empty DKIM key v=DKIM1; p=) pass with a note. Any other wildcard fails on names under nhs.uk (HSCN DNS bans them) and warns elsewhere.",
+			Description: "A random 32-character name under the domain (or the zone delegated below it, or the web host), asked A, AAAA, CNAME, MX and TXT, does not exist (NXDOMAIN). Wildcard TXT records that only protect (v=spf1 -all, or an empty DKIM key v=DKIM1; p=) pass with a note. Any other wildcard fails on names under nhs.uk (HSCN DNS bans them) and warns elsewhere.",
 			Remediation: "Remove the wildcard (*) records under the domain and publish the names you use explicitly. A wildcard answers for every name, including ones an attacker makes up for phishing, and hides names that have been forgotten. Wildcard TXT records that only say v=spf1 -all or v=DKIM1; p= may stay.",
 			Standards: []check.Ref{
 				refHSCNNaming,

@@ -64,7 +64,7 @@ func TestProtectiveTXT(t *testing.T) {
 func TestCollectWildcardAsksARandomName(t *testing.T) {
 	w := startDNS(t, []string{"uk."},
 		soa("none.nhs.uk", 1),
-		soa("wild.nhs.uk", 1), "*.wild.nhs.uk. 300 IN A 0.0.0.0",
+		soa("wild.nhs.uk", 1), "*.wild.nhs.uk. 300 IN A 0.0.0.0", "www.wild.nhs.uk. 300 IN A 192.0.2.1",
 		soa("spf.nhs.uk", 1), `*.spf.nhs.uk. 300 IN TXT "v=spf1 -all"`,
 		soa("slow.nhs.uk", 1),
 	)
@@ -78,6 +78,9 @@ func TestCollectWildcardAsksARandomName(t *testing.T) {
 	}{
 		{"none.nhs.uk", check.Pass, ""},
 		{"wild.nhs.uk", check.Fail, ""},
+		// A host that exists under the wildcard is the closest encloser of
+		// names below it: *.wild.nhs.uk does not cover them (RFC 4592 §2.2.1).
+		{"www.wild.nhs.uk", check.Pass, ""},
 		{"spf.nhs.uk", check.Pass, ""},
 		{"gone.nhs.uk", check.Unknown, string(check.ErrNoDomain)},
 	}

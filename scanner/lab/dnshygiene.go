@@ -30,6 +30,11 @@ import (
 // not under the domain and is not followed), the lab's two name servers (ns1 and ns2,
 // one server, AA set, one serial), no transfers, and a registration for a
 // year with a transfer lock. A domain that does not exist is unknown.
+//
+// Two cases delegate a child zone, dept.<d>, listed in CT: discovery finds
+// it (check.KindZone) and the zone checks judge it (hygieneZoneExpect).
+// The family, completed last, also states dns.caa and dns.wildcard on
+// every web host another family states truth for (hygieneHostsExpect).
 var hygieneFamily = Family{Name: hygieneName, Cases: hygieneCases, Complete: completeHygiene}
 
 const hygieneName = "dnshygiene"
@@ -187,6 +192,7 @@ func (w hygieneWant) expect(name string) []Expect {
 // family: all pass (the lab's defaults are good), unknown where the
 // domain does not exist.
 func completeHygiene(d *Domain, c Case, _ Added, _ []Case) {
+	d.Expect = append(d.Expect, hygieneHostsExpect(d)...)
 	if c.Family == hygieneName {
 		return
 	}
@@ -209,7 +215,7 @@ func hygieneChildZone(z string, hosts ...string) []string {
 
 // hygieneZoneIDs are the ids whose collectors judge delegated zones
 // (check.KindZone) as well as domains.
-var hygieneZoneIDs = []string{dnscheck.Wildcard, dnscheck.DanglingNS, dnscheck.LameDelegation, dnscheck.AXFROpen, "dns.caa", dnscheck.DNSSEC}
+var hygieneZoneIDs = []string{dnscheck.Wildcard, dnscheck.DanglingNS, dnscheck.LameDelegation, dnscheck.AXFROpen, dnscheck.CAA, dnscheck.DNSSEC}
 
 // hygieneZoneExpect is the truth on a zone delegated below a lab domain:
 // pass unless listed, but dns.dnssec warns (no lab child zone is signed)
@@ -250,6 +256,41 @@ func (l *Lab) Zones(domain string) []string {
 		o = strings.TrimSuffix(o, ".")
 		if t == "NS" && names[o] && under(o, d.Name) && o != d.Name && !slices.Contains(d.Exclude, o) && !slices.Contains(out, o) {
 			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// hygieneHostsExpect states dns.caa and dns.wildcard on the web hosts of
+// a domain: the hosts every family (this one is completed last) states
+// truth for. dns.caa: no lab host has CAA records of its own, and none is
+// an alias of a name that has (mail.<d> is an alias of the lab MX), so the
+// climb from the host's parent reaches the domain's records: the domain's
+// verdict (RFC 8659 §3). dns.wildcard: a random name under the host does
+// not exist, since no lab host has a wildcard below it and a wildcard of
+// the domain does not cover names under an existing host (RFC 4592 §2.2.1:
+// the host is the closest encloser). A host whose name the lab DNS drops
+// is unknown.
+func hygieneHostsExpect(d *Domain) []Expect {
+	caa := check.Outcome("")
+	var hosts []string
+	for _, e := range d.Expect {
+		switch {
+		case e.Kind == check.KindDomain && e.Name == d.Name && e.CheckID == dnscheck.CAA:
+			caa = e.Outcome
+		case e.Kind == check.KindHost && !slices.Contains(hosts, e.Name):
+			hosts = append(hosts, e.Name)
+		}
+	}
+	var out []Expect
+	for _, h := range hosts {
+		wc, hc := check.Pass, caa
+		if slices.ContainsFunc(d.Drop, func(n string) bool { return strings.EqualFold(strings.TrimSuffix(n, "."), h) }) {
+			wc, hc = check.Unknown, check.Unknown
+		}
+		out = append(out, Expect{Kind: check.KindHost, Name: h, CheckID: dnscheck.Wildcard, Outcome: wc})
+		if hc != "" {
+			out = append(out, Expect{Kind: check.KindHost, Name: h, CheckID: dnscheck.CAA, Outcome: hc})
 		}
 	}
 	return out
