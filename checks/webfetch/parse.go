@@ -146,6 +146,10 @@ func Resolve(base *url.URL, loc string) (next string, end LocationEnd) {
 		return "", LocationBad
 	}
 	u := base.ResolveReference(ref)
+	if loc == "" && base.ForceQuery {
+		// An empty reference is the base itself, its empty query too.
+		u.ForceQuery = true
+	}
 	u.Fragment, u.RawFragment = "", ""
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "http" && scheme != "https" {
@@ -154,7 +158,11 @@ func Resolve(base *url.URL, loc string) (next string, end LocationEnd) {
 	u.Scheme = scheme
 	if u.User != nil {
 		u.User = nil
-		return u.String(), LocationUserinfo
+		return clip(u.String(), MaxLocation), LocationUserinfo
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		// An empty port is the default one (RFC 3986 §6.2.3).
+		u.Host = strings.TrimSuffix(u.Host, ":")
 	}
 	if u.Hostname() == "" || u.Opaque != "" {
 		return "", LocationNoHost
@@ -162,13 +170,15 @@ func Resolve(base *url.URL, loc string) (next string, end LocationEnd) {
 	if p := u.Port(); p != "" && !validPort(p) {
 		return "", LocationBadPort
 	}
-	if u.Port() == "" && strings.HasSuffix(u.Host, ":") {
-		u.Host = strings.TrimSuffix(u.Host, ":")
-	}
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	return u.String(), LocationOK
+	next = u.String()
+	if len(next) > MaxLocation {
+		// Escaping may triple a reference's length.
+		return "", LocationTooLong
+	}
+	return next, LocationOK
 }
 
 // cleanLocation applies the WHATWG URL parser's input clean-up.
