@@ -238,12 +238,12 @@ func hostOf(u *url.URL) string {
 // Fetch GETs rawURL (http or https) and follows its redirects within
 // o's bounds, through env's dialer. It always returns a Result; its End
 // says how the chain ended.
-func Fetch(ctx context.Context, env *check.Env, rawURL string, o Options) Result {
+func Fetch(ctx context.Context, env *check.Env, rawURL string, o Options) (res Result) {
 	o = o.withDefaults()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	res := Result{URL: clip(strings.ToValidUTF8(rawURL, "\uFFFD"), MaxLocation), Hops: []Hop{}}
+	res = Result{URL: clip(strings.ToValidUTF8(rawURL, "\uFFFD"), MaxLocation), Hops: []Hop{}}
 	defer func() { res.ElapsedMS = time.Since(start).Milliseconds() }()
 
 	base, err := url.Parse(rawURL)

@@ -321,6 +321,9 @@ func TestHugeBodyStopsAtTheCap(t *testing.T) {
 	})
 	start := time.Now()
 	r := Fetch(context.Background(), l.env(), "http://a.test/", Options{Timeout: 10 * time.Second})
+	if took := time.Since(start).Milliseconds(); r.ElapsedMS > took || r.ElapsedMS < r.Hops[0].ElapsedMS {
+		t.Errorf("elapsed %d ms recorded, hop %d ms, %d ms measured", r.ElapsedMS, r.Hops[0].ElapsedMS, took)
+	}
 	b := r.Last().Body
 	if !b.Truncated || len(b.Data) != DefaultMaxBody || b.Class != "" {
 		t.Fatalf("truncated=%v len=%d class=%q", b.Truncated, len(b.Data), b.Class)
