@@ -14,6 +14,7 @@ import (
 	"github.com/nhsx/posture/checks/mtasts"
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
+	"github.com/nhsx/posture/checks/webcheck"
 )
 
 // All returns every check collector.
@@ -35,6 +36,7 @@ func All() []check.Check {
 		dnscheck.Delegation(),
 		dnscheck.AXFRCheck(),
 		dnscheck.RDAPCheck(),
+		webcheck.Check(),
 	}
 }
 
