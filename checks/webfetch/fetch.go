@@ -60,6 +60,7 @@ const (
 	DefaultMaxBody        = 1 << 20
 	DefaultMaxHeaderBytes = 1 << 20
 	DefaultTimeout        = 20 * time.Second
+	DefaultWaitTimeout    = 8 * time.Second
 	// maxCerts and maxCertBytes bound the certificates kept of a hop.
 	maxCerts     = 10
 	maxCertBytes = 64 << 10
@@ -86,6 +87,11 @@ type Options struct {
 	// Timeout bounds the whole chain (default DefaultTimeout), within the
 	// context's own deadline.
 	Timeout time.Duration
+	// WaitTimeout bounds each silent wait of a hop: the TLS handshake and
+	// the response headers after the request (default DefaultWaitTimeout).
+	// A server that accepts and says nothing (a tarpit) costs this, not
+	// the whole Timeout; a trickling one is still cut by Timeout.
+	WaitTimeout time.Duration
 	// BodyEveryHop reads the body of every hop, not only the last.
 	BodyEveryHop bool
 	// UserAgent is sent on every request (default: posture's).
@@ -101,6 +107,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = DefaultWaitTimeout
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -417,7 +426,8 @@ func transport(env *check.Env, ht *hopTrace, o Options) *http.Transport {
 				return nil
 			},
 		},
-		TLSHandshakeTimeout:    time.Until(ht.deadline),
+		TLSHandshakeTimeout:    min(time.Until(ht.deadline), o.WaitTimeout),
+		ResponseHeaderTimeout:  o.WaitTimeout,
 		DisableKeepAlives:      true,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: o.MaxHeaderBytes,

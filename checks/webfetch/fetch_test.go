@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -537,5 +538,28 @@ func TestBoundHeaders(t *testing.T) {
 	}
 	if size > MaxHeaderBudget {
 		t.Errorf("%d bytes recorded over a %d budget", size, MaxHeaderBudget)
+	}
+}
+
+// TestSilentServerCostsTheWaitTimeoutNotTheWholeBudget: a server that
+// accepts and never answers (a tarpit), on HTTP or in the TLS handshake,
+// ends the hop after WaitTimeout as could-not-tell, well before Timeout.
+func TestSilentServerCostsTheWaitTimeoutNotTheWholeBudget(t *testing.T) {
+	tlsmust.NoLeak(t)
+	l := newLab()
+	silent := func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
+	l.serveRaw(t, "tarpit.test:80", silent)
+	l.serveRaw(t, "tarpit.test:443", silent)
+	for _, u := range []string{"http://tarpit.test/", "https://tarpit.test/"} {
+		start := time.Now()
+		r := Fetch(context.Background(), l.env(), u, Options{Timeout: 10 * time.Second, WaitTimeout: 300 * time.Millisecond})
+		took := time.Since(start)
+		last := r.Hops[len(r.Hops)-1]
+		if took > 3*time.Second {
+			t.Errorf("%s: took %v, want about the 300 ms wait timeout", u, took)
+		}
+		if last.Class != check.ErrTimeout && last.Class != check.ErrBlocked {
+			t.Errorf("%s: class %q (%s), want timeout or blocked", u, last.Class, last.Error)
+		}
 	}
 }
