@@ -54,6 +54,7 @@ func TestExitCodes(t *testing.T) {
 // TestDemoThenReportExportNotifyReeval runs the newcomer's path: the demo,
 // then every reading command on the database it left.
 func TestDemoThenReportExportNotifyReeval(t *testing.T) {
+	t.Parallel() // waits for the one shared demo run
 	dir, db := demoCopy(t)
 	demoDir, out := demoOnce.dir, demoOnce.out
 	for _, want := range []string{"ground truth:", "board report: " + filepath.Join(demoDir, "board-night-2.html"),
@@ -112,6 +113,7 @@ func TestDemoThenReportExportNotifyReeval(t *testing.T) {
 // TestReevalAppliesAChangedPolicy: quarantine passes under a policy that
 // does not warn on it, without a new scan.
 func TestReevalAppliesAChangedPolicy(t *testing.T) {
+	t.Parallel() // waits for the one shared demo run
 	dir, db := demoCopy(t)
 	count := func() int { return outcomes(t, db, "email.dmarc.policy")["warn"] }
 	before := count()
@@ -131,6 +133,7 @@ func TestReevalAppliesAChangedPolicy(t *testing.T) {
 // TestAcceptMarksAFindingAccepted: an accepted risk shows in the export
 // with status accepted; a bad date or an unknown id is exit 2.
 func TestAcceptMarksAFindingAccepted(t *testing.T) {
+	t.Parallel() // waits for the one shared demo run
 	_, db := demoCopy(t)
 	_, out, _ := runCLI(t, "export", "--format", "jsonl", "--db", db)
 	var id string
@@ -227,6 +230,7 @@ func TestSecondScanOnTheSameDatabaseIsRefused(t *testing.T) {
 // expiry verdict from pass into warn: the certificates are judged from the
 // stored evidence against its collection time.
 func TestReevalRejudgesCertificatesFromStoredEvidence(t *testing.T) {
+	t.Parallel() // waits for the one shared demo run
 	dir, db := demoCopy(t)
 	count := func() map[string]int { return outcomes(t, db, "tls.cert.expiry") }
 	before := count()
@@ -265,6 +269,7 @@ func TestPolicyOutOfRangeIsAUsageErrorWithItsLine(t *testing.T) {
 // the anchor the run stored, not the root's, so the signed lab zone still
 // passes and the bogus one still fails.
 func TestReevalKeepsTheRunsTrustAnchors(t *testing.T) {
+	t.Parallel() // waits for the one shared demo run
 	_, db := demoCopy(t)
 	if code, out, errs := runCLI(t, "reeval", "--db", db); code != 0 {
 		t.Fatalf("reeval: %s%s", out, errs)

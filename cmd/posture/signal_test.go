@@ -37,6 +37,7 @@ func cliChild(args ...string) *exec.Cmd {
 }
 
 func TestSIGINTMarksTheRunInterruptedAndTheSameCommandResumes(t *testing.T) {
+	t.Parallel() // runs beside the shared demo run
 	l, err := lab.Start(context.Background(), lab.Config{Domains: 60, Latency: 15 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

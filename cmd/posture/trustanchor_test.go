@@ -41,6 +41,7 @@ func TestTrustAnchorFileThatDoesNotParseIsExit2WithItsLine(t *testing.T) {
 // the lab's anchor in a --trust-anchor file, the signed lab domain passes
 // and the broken ones fail again, from the stored DO answers.
 func TestReevalWithAnotherTrustAnchorRejudgesDNSSEC(t *testing.T) {
+	t.Parallel() // waits for the one shared demo run
 	dir, db := demoCopy(t)
 	count := func() map[string]int { return outcomes(t, db, "dns.dnssec") }
 	scanned := count()
