@@ -179,37 +179,31 @@ func wantsNames(cs []check.Check) bool {
 	return false
 }
 
-// runOptions are stored with a run (store.Run.Options).
-type runOptions struct {
+// RunOptions are stored with a run (store.Run.Options): what a
+// re-evaluation needs to judge as the scan did.
+type RunOptions struct {
+	// Families the run was limited to (nil: every family).
 	Families []string `json:"families"`
 	Estate   string   `json:"estate"`
 	Checks   int      `json:"checks"`
-	CAPEM    string   `json:"ca_pem,omitempty"`
-	Anchors  []string `json:"trust_anchors,omitempty"`
+	// CAPEM and Anchors are the operator's extra certificate anchors
+	// (--ca-file) and DNSSEC trust anchors (--trust-anchor; nil: the
+	// built-in ones).
+	CAPEM   string   `json:"ca_pem,omitempty"`
+	Anchors []string `json:"trust_anchors,omitempty"`
 }
 
-// RunFamilies reads the families a stored run was limited to from its
-// options (nil: every family), so a re-evaluation keeps the same ids.
-func RunFamilies(options string) []string {
-	var o runOptions
+// ReadRunOptions decodes a stored run's options (zero values when they
+// predate a field).
+func ReadRunOptions(options string) RunOptions {
+	var o RunOptions
 	_ = json.Unmarshal([]byte(options), &o)
-	return o.Families
+	return o
 }
 
-// RunTrustAnchors are the DNSSEC trust anchors a stored run was scanned
-// with (nil: the built-in ones).
-func RunTrustAnchors(options string) []string {
-	var o runOptions
-	_ = json.Unmarshal([]byte(options), &o)
-	return o.Anchors
-}
-
-// RunRoots are the trust anchors a stored run was judged against: the
-// system roots plus the extra anchors it was given (--ca-file), so that a
-// re-evaluation with no network judges chains as the scan did.
-func RunRoots(options string) *x509.CertPool {
-	var o runOptions
-	_ = json.Unmarshal([]byte(options), &o)
+// Roots are the certificate trust anchors the run was judged against: the
+// system roots plus its --ca-file.
+func (o RunOptions) Roots() *x509.CertPool {
 	roots, err := x509.SystemCertPool()
 	if err != nil || roots == nil {
 		roots = x509.NewCertPool()
@@ -239,7 +233,7 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		pol.Roots = c.Roots
 	}
 	c.Options.Policy = pol
-	opts, _ := json.Marshal(runOptions{Families: c.Families, Estate: c.Estate.Source, Checks: len(cs), CAPEM: string(c.CAPEM), Anchors: c.TrustAnchors})
+	opts, _ := json.Marshal(RunOptions{Families: c.Families, Estate: c.Estate.Source, Checks: len(cs), CAPEM: string(c.CAPEM), Anchors: c.TrustAnchors})
 	run, resumed, err := st.BeginRun(ctx, key, string(opts))
 	if err != nil {
 		return nil, fmt.Errorf("scan: begin run: %w", err)

@@ -53,12 +53,13 @@ func reevalCmd(g *globals) *cobra.Command {
 			run := runs[0]
 			// Judge as the scan did: its families, and its trust anchors
 			// (the system roots, the run's --ca-file, and this one's).
-			pol.Roots = scanner.RunRoots(run.Options)
+			ro := scanner.ReadRunOptions(run.Options)
+			pol.Roots = ro.Roots()
 			pol.Roots.AppendCertsFromPEM(extra)
-			if stored := scanner.RunTrustAnchors(run.Options); trustAnchor == "" && len(stored) > 0 {
-				pol = dnscheck.WithTrustAnchors(pol, stored)
+			if trustAnchor == "" && len(ro.Anchors) > 0 {
+				pol = dnscheck.WithTrustAnchors(pol, ro.Anchors)
 			}
-			cs, keep := scanner.Select(checks.All(), scanner.RunFamilies(run.Options))
+			cs, keep := scanner.Select(checks.All(), ro.Families)
 			byID := map[string]check.Check{}
 			for _, c := range cs {
 				byID[c.ID()] = c
