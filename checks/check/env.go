@@ -86,6 +86,31 @@ type Env struct {
 	// times out or refuses is not asked again in the run (one timeout per
 	// run, not one per domain). Absent: the check says unknown.
 	Services map[string]Service
+	// Lists are dated reference lists a check consults while it collects,
+	// by name ("hsts-preload": Chromium's HSTS preload list), when the
+	// operator supplies a newer copy than the one the check embeds. A
+	// check records what the list said, and its date, as evidence.
+	// Absent: the check's own copy.
+	Lists map[string]List
+}
+
+// List is a dated reference list: public data published on a date, in
+// which a check looks names up while it collects.
+type List interface {
+	// Date is the list's publication date, YYYY-MM-DD.
+	Date() string
+	// Lookup returns the entry stored under key exactly (no climbing:
+	// the check decides what a parent's entry means).
+	Lookup(key string) (value string, ok bool)
+}
+
+// List returns a configured reference list by name.
+func (e *Env) List(name string) (List, bool) {
+	if e == nil || e.Lists == nil {
+		return nil, false
+	}
+	l, ok := e.Lists[name]
+	return l, ok && l != nil
 }
 
 // Service is a configured service: its base URL and the client to reach it.
