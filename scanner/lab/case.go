@@ -184,4 +184,7 @@ type Repo struct {
 	HasPages      bool
 	License       string        // SPDX id, e.g. "MIT"; "": none
 	PushedAgo     time.Duration // 0: a day before the lab started
+	// Spec is what the repository holds and how it is set up, which the
+	// repo.* and org.* checks judge (githubrepos.go). Zero: well kept.
+	Spec RepoSpec
 }

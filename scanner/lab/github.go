@@ -62,6 +62,21 @@ type ghOrg struct {
 	UpdatedAt               string  `json:"updated_at"`
 	ArchivedAt              *string `json:"archived_at"`
 	Type                    string  `json:"type"`
+	// Only for an owner of the organisation.
+	TotalPrivateRepos                   *int    `json:"total_private_repos,omitempty"`
+	OwnedPrivateRepos                   *int    `json:"owned_private_repos,omitempty"`
+	PrivateGists                        *int    `json:"private_gists,omitempty"`
+	DiskUsage                           *int    `json:"disk_usage,omitempty"`
+	Collaborators                       *int    `json:"collaborators,omitempty"`
+	BillingEmail                        *string `json:"billing_email,omitempty"`
+	DefaultRepositoryPermission         *string `json:"default_repository_permission,omitempty"`
+	MembersCanCreateRepositories        *bool   `json:"members_can_create_repositories,omitempty"`
+	TwoFactorRequirementEnabled         *bool   `json:"two_factor_requirement_enabled,omitempty"`
+	MembersAllowedRepositoryCreation    *string `json:"members_allowed_repository_creation_type,omitempty"`
+	MembersCanCreatePublicRepositories  *bool   `json:"members_can_create_public_repositories,omitempty"`
+	MembersCanCreatePrivateRepositories *bool   `json:"members_can_create_private_repositories,omitempty"`
+	MembersCanForkPrivateRepositories   *bool   `json:"members_can_fork_private_repositories,omitempty"`
+	WebCommitSignoffRequired            *bool   `json:"web_commit_signoff_required,omitempty"`
 }
 
 type ghLicense struct {
@@ -116,14 +131,30 @@ type ghRepo struct {
 	OpenIssues               int        `json:"open_issues"`
 	Watchers                 int        `json:"watchers"`
 	DefaultBranch            string     `json:"default_branch"`
+	// Only when authenticated.
+	Permissions *ghPermissions `json:"permissions,omitempty"`
 	// Only on GET /repos/{owner}/{repo}.
 	Organization     *ghOwner `json:"organization,omitempty"`
 	NetworkCount     *int     `json:"network_count,omitempty"`
 	SubscribersCount *int     `json:"subscribers_count,omitempty"`
+	// Only on GET /repos/{owner}/{repo}, for an admin.
+	SecurityAndAnalysis map[string]ghStatus `json:"security_and_analysis,omitempty"`
+}
+
+type ghPermissions struct {
+	Admin    bool `json:"admin"`
+	Maintain bool `json:"maintain"`
+	Push     bool `json:"push"`
+	Triage   bool `json:"triage"`
+	Pull     bool `json:"pull"`
+}
+
+type ghStatus struct {
+	Status string `json:"status"`
 }
 
 var licenseNames = map[string]string{"MIT": "MIT License", "Apache-2.0": "Apache License 2.0",
-	"OGL-UK-3.0": "Open Government Licence v3.0", "GPL-3.0": "GNU General Public License v3.0"}
+	"OGL-UK-3.0": "Open Government Licence v3.0", "GPL-3.0": "GNU General Public License v3.0", "NOASSERTION": "Other"}
 
 func nodeID(prefix string, id int64) string {
 	return prefix + base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10)))
@@ -136,23 +167,28 @@ func (l *Lab) startGitHub() error {
 	}
 	l.GitHubURL = "http://" + ln.Addr().String() + "/api/v3/"
 	l.infra[portOf(ln.Addr().String())] = true
-	byLogin := map[string]*labOrg{}
+	gh := &ghServer{l: l, byLogin: map[string]*labOrg{}, repos: map[string]ghRef{}, fired: map[string]bool{},
+		files: map[string]map[string][]byte{}}
 	for i := range l.orgs {
 		if o := &l.orgs[i]; o.GitHub != "" {
-			byLogin[strings.ToLower(o.GitHub)] = o
+			gh.byLogin[strings.ToLower(o.GitHub)] = o
+			for j := range o.Repos {
+				gh.repos[strings.ToLower(o.GitHub+"/"+o.Repos[j].Name)] = ghRef{o, j}
+			}
 		}
 	}
+	l.gh = gh
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /orgs/{org}", func(w http.ResponseWriter, r *http.Request) {
-		o := byLogin[strings.ToLower(r.PathValue("org"))]
+		o := gh.byLogin[strings.ToLower(r.PathValue("org"))]
 		if o == nil {
 			ghNotFound(w, "orgs/orgs#get-an-organization")
 			return
 		}
-		ghJSON(w, http.StatusOK, l.ghOrg(o))
+		ghJSON(w, http.StatusOK, l.ghOrg(o, ghAuthed(r)))
 	})
 	mux.HandleFunc("GET /orgs/{org}/repos", func(w http.ResponseWriter, r *http.Request) {
-		o := byLogin[strings.ToLower(r.PathValue("org"))]
+		o := gh.byLogin[strings.ToLower(r.PathValue("org"))]
 		if o == nil {
 			ghNotFound(w, "repos/repos#list-organization-repositories")
 			return
@@ -163,7 +199,7 @@ func (l *Lab) startGitHub() error {
 		from, to := min(n, (page-1)*perPage), min(n, page*perPage)
 		out := make([]ghRepo, 0, to-from)
 		for j := from; j < to; j++ {
-			out = append(out, l.ghRepo(o, j, false))
+			out = append(out, l.ghRepo(o, j, false, ghAuthed(r)))
 		}
 		link := func(p int, rel string) string {
 			return fmt.Sprintf(`<%sorgs/%s/repos?per_page=%d&page=%d>; rel="%s"`, l.GitHubURL, o.GitHub, perPage, p, rel)
@@ -184,35 +220,15 @@ func (l *Lab) startGitHub() error {
 		ghJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /repos/{owner}/{repo}", func(w http.ResponseWriter, r *http.Request) {
-		o := byLogin[strings.ToLower(r.PathValue("owner"))]
-		if o != nil {
-			for j := range o.Repos {
-				if strings.EqualFold(o.Repos[j].Name, r.PathValue("repo")) {
-					ghJSON(w, http.StatusOK, l.ghRepo(o, j, true))
-					return
-				}
-			}
+		if ref, ok := gh.repo(r); ok {
+			ghJSON(w, http.StatusOK, l.ghRepo(ref.o, ref.j, true, ghAuthed(r)))
+			return
 		}
 		ghNotFound(w, "repos/repos#get-a-repository")
 	})
+	gh.routes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { ghNotFound(w, "rest") })
-	reset := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
-	l.serve(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-GitHub-Media-Type", "github.v3; format=json")
-		h.Set("X-GitHub-Api-Version-Selected", "2022-11-28")
-		h.Set("X-RateLimit-Limit", "5000")
-		h.Set("X-RateLimit-Remaining", "4999")
-		h.Set("X-RateLimit-Reset", reset)
-		h.Set("X-RateLimit-Used", "1")
-		h.Set("X-RateLimit-Resource", "core")
-		if p, ok := strings.CutPrefix(r.URL.Path, "/api/v3"); ok {
-			r2 := r.Clone(r.Context())
-			r2.URL.Path, r2.URL.RawPath = p, ""
-			r = r2
-		}
-		mux.ServeHTTP(w, r)
-	})}, ln)
+	l.serve(&http.Server{Handler: gh.wrap(mux)}, ln)
 	return nil
 }
 
@@ -251,13 +267,13 @@ func (l *Lab) ghOwner(o *labOrg) ghOwner {
 		ReposURL: l.GitHubURL + "users/" + o.GitHub + "/repos", Type: "Organization"}
 }
 
-func (l *Lab) ghOrg(o *labOrg) ghOrg {
+func (l *Lab) ghOrg(o *labOrg, authed bool) ghOrg {
 	base := l.GitHubURL + "orgs/" + o.GitHub
 	blog, email := "", ""
 	if len(o.Domains) > 0 {
 		blog, email = "https://www."+o.Domains[0], "domainmanagement@"+o.Domains[0]
 	}
-	return ghOrg{Login: o.GitHub, ID: o.ghID, NodeID: nodeID("O_", o.ghID), URL: base,
+	out := ghOrg{Login: o.GitHub, ID: o.ghID, NodeID: nodeID("O_", o.ghID), URL: base,
 		ReposURL: base + "/repos", EventsURL: base + "/events", HooksURL: base + "/hooks",
 		IssuesURL: base + "/issues", MembersURL: base + "/members{/member}",
 		PublicMembersURL: base + "/public_members{/member}",
@@ -266,9 +282,25 @@ func (l *Lab) ghOrg(o *labOrg) ghOrg {
 		Email: email, HasOrganizationProjects: true, HasRepositoryProjects: true,
 		PublicRepos: len(o.Repos), HTMLURL: "https://github.com/" + o.GitHub,
 		CreatedAt: ghEpoch, UpdatedAt: l.pki.now.Add(-48 * time.Hour).Format(time.RFC3339), Type: "Organization"}
+	if authed && o.mode() != orgHidden {
+		// What an owner sees (GET /orgs/{org} for an owner).
+		zero, usage, perm, weak := 0, 10240, "none", o.mode() == orgWeak
+		if weak {
+			perm = "write"
+		}
+		yes, no, all := true, false, "all"
+		twoFA, fork := !weak, weak
+		out.TotalPrivateRepos, out.OwnedPrivateRepos, out.PrivateGists, out.DiskUsage, out.Collaborators = &zero, &zero, &zero, &usage, &zero
+		out.BillingEmail = &email
+		out.DefaultRepositoryPermission, out.TwoFactorRequirementEnabled, out.MembersCanForkPrivateRepositories = &perm, &twoFA, &fork
+		out.MembersCanCreateRepositories, out.MembersAllowedRepositoryCreation = &yes, &all
+		out.MembersCanCreatePublicRepositories, out.MembersCanCreatePrivateRepositories = &yes, &yes
+		out.WebCommitSignoffRequired = &no
+	}
+	return out
 }
 
-func (l *Lab) ghRepo(o *labOrg, j int, full bool) ghRepo {
+func (l *Lab) ghRepo(o *labOrg, j int, full, authed bool) ghRepo {
 	rp := o.Repos[j]
 	id := o.ghID*1000 + int64(j) + 1
 	fullName := o.GitHub + "/" + rp.Name
@@ -306,15 +338,43 @@ func (l *Lab) ghRepo(o *labOrg, j int, full bool) ghRepo {
 		Owner: l.ghOwner(o), HTMLURL: "https://github.com/" + fullName, Description: str(rp.Description),
 		Fork: rp.Fork, URL: api, CreatedAt: ghEpoch, UpdatedAt: pushed, PushedAt: pushed,
 		GitURL: "git://github.com/" + fullName + ".git", SSHURL: "git@github.com:" + fullName + ".git",
-		CloneURL: "https://github.com/" + fullName + ".git", SvnURL: "https://github.com/" + fullName,
+		CloneURL: l.cloneURL(fullName), SvnURL: "https://github.com/" + fullName,
 		Homepage: str(rp.Homepage), Size: 100 + 37*j, Language: str(rp.Language),
 		HasIssues: true, HasProjects: true, HasDownloads: true, HasWiki: false, HasPages: rp.HasPages,
 		Archived: rp.Archived, License: lic, AllowForking: true, Topics: topics, Visibility: "public",
 		DefaultBranch: branch}
+	if rp.License == "NOASSERTION" {
+		out.License = &ghLicense{Key: "other", Name: "Other", SPDXID: "NOASSERTION", NodeID: "MDc6TGljZW5zZTA="}
+	}
+	admin := authed && o.repoAdmin(rp)
+	if authed {
+		out.Permissions = &ghPermissions{Admin: admin, Maintain: admin, Push: admin, Triage: admin, Pull: true}
+	}
 	if full {
 		org := l.ghOwner(o)
 		zero := 0
 		out.Organization, out.NetworkCount, out.SubscribersCount = &org, &zero, &zero
+		if admin {
+			on := func(b bool) ghStatus {
+				if b {
+					return ghStatus{"enabled"}
+				}
+				return ghStatus{"disabled"}
+			}
+			out.SecurityAndAnalysis = map[string]ghStatus{
+				"secret_scanning":                       on(!rp.Spec.NoSecretScanning),
+				"secret_scanning_push_protection":       on(!rp.Spec.NoSecretScanning),
+				"dependabot_security_updates":           on(!rp.Spec.NoDependabotAlerts),
+				"secret_scanning_non_provider_patterns": on(false),
+				"secret_scanning_validity_checks":       on(false),
+			}
+		}
 	}
 	return out
+}
+
+// cloneURL is a lab repository's clone_url: on the API's own host, as on
+// GitHub Enterprise (the secrets family's git server serves it).
+func (l *Lab) cloneURL(fullName string) string {
+	return strings.TrimSuffix(l.GitHubURL, "api/v3/") + fullName + ".git"
 }
