@@ -1,24 +1,29 @@
 // Package discover turns an estate into assets: the organisations' domains,
-// web hosts found in Certificate Transparency and DNS, the zones delegated
-// below the domains (names that own NS records), the MX hosts that receive
-// their mail, and their GitHub organisations and repositories.
-// Every name it keeps is inside the estate's scope; every name it drops is
-// counted with the reason, so an operator can see what was left out.
+// web hosts found in Certificate Transparency, DNS (common labels, CNAME
+// chains) and other sources (NameSource: GitHub Pages CNAME files), the
+// zones delegated below the domains (names that own NS records), the MX
+// hosts that receive their mail, and their GitHub organisations and
+// repositories.
+//
+// Every name found passes the scope rules and is given to the estate
+// domain that is its longest suffix (the owner), whichever domain's search
+// found it; a name in scope that no estate domain owns is listed as
+// unowned (Result.Unowned), not scanned. Every name it drops is counted
+// with the reason, so an operator can see what was left out.
 package discover
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-github/v60/github"
 	"github.com/miekg/dns"
@@ -39,6 +44,32 @@ type Options struct {
 	// HTTP reaches the CT endpoint and the GitHub API (configured services,
 	// not scan targets, so they do not pass the scope guard).
 	HTTP *http.Client
+	// CTCache keeps CT results between runs (nil: every search is full).
+	CTCache CTCache
+	// CTRefresh is how old the last full CT search (expired certificates
+	// included) may be before the next one; searches in between ask only
+	// for current certificates and add their names to the cached ones
+	// (default 7 days).
+	CTRefresh time.Duration
+	// CTRowCap is the row count at which a CT answer is capped and split
+	// (default 10,000: crt.sh's c_resultLimit).
+	CTRowCap int
+	// CTMaxQueries bounds the CT queries per organisational domain,
+	// splits included (default 64).
+	CTMaxQueries int
+	// CTMaxWait is the longest Retry-After honoured (default 2 minutes);
+	// CTBackoff the first wait after a 429 or 5xx without one (default 2 s,
+	// doubling); CTConcurrency the concurrent CT queries (default 2).
+	CTMaxWait     time.Duration
+	CTBackoff     time.Duration
+	CTConcurrency int
+	// Labels are common host labels (www, mail, remote, vpn …) asked for
+	// under every estate domain: a label.<domain> that exists in DNS is
+	// a discovered name (nil: none asked).
+	Labels []string
+	// Sources find names for an organisation by other means (GitHub Pages
+	// CNAME files …). Their names pass the same scope and owner rules.
+	Sources []NameSource
 	// GitHub is the API client ("nil" = no repository discovery).
 	GitHub *github.Client
 	// Kinds are the asset kinds the selected collectors target: discovery
@@ -55,11 +86,35 @@ type Options struct {
 	// cuts (default 50).
 	MaxZones int
 	// MaxRepos bounds repositories per GitHub organisation (default 1000).
-	MaxRepos    int
+	MaxRepos int
+	// MaxUnowned bounds Result.Unowned (default 5000).
+	MaxUnowned  int
 	Concurrency int
 	// AllowPrivate keeps hosts that resolve to private addresses (labs).
 	AllowPrivate bool
 	Log          *slog.Logger
+	Now          func() time.Time // nil: time.Now
+}
+
+// NameSource finds names for an organisation by means other than CT and
+// DNS (GitHub Pages CNAME files in its repositories, …). Discovery calls
+// Names once per organisation; every name returned passes the scope rules
+// and goes to its owner (the longest matching estate domain), or to
+// Result.Unowned when it is in scope and no estate domain matches.
+type NameSource interface {
+	// Name identifies the source: Asset.Source of the hosts it leads to,
+	// Result.Errors and the run summary ("pages").
+	Name() string
+	Names(ctx context.Context, org estate.Organisation) ([]string, error)
+}
+
+// Unowned is a name in scope that no estate domain owns.
+type Unowned struct {
+	Name   string `json:"name"`
+	Source string `json:"source"` // ct, cname, or a NameSource's name
+	// Via is what led to it: the domain searched in CT, the alias whose
+	// CNAME chain passes through it, or the organisation of a source.
+	Via string `json:"via"`
 }
 
 // Result is the discovered assets and what was dropped, by reason.
@@ -81,19 +136,50 @@ type Result struct {
 	// them directly (delegation, AXFR) even when their names are not in
 	// scope (a trust's zone may be hosted). Excluded names are left out.
 	NSHosts map[string]bool
-	// Names are, per estate domain, every name discovery saw under it
-	// (the apex, www and the CT names, cleaned: lower case, a wildcard's
-	// "*." removed, valid host names inside the domain, not excluded),
-	// whether kept as a host or dropped, sorted, at most MaxPerDomain.
-	// Domain checks read them as the estate hint "names" (a CT name whose
-	// alias dangles is dropped as a host but is what dns.dangling-cname
-	// must see).
+	// Names are, per estate domain, every name discovery saw that the
+	// domain owns (the apex, www, the CT names, label and source names,
+	// cleaned: lower case, a wildcard's "*." removed, valid host names,
+	// not excluded), whether kept as a host or dropped, sorted, at most
+	// MaxPerDomain. Domain checks read them as the estate hint "names" (a
+	// CT name whose alias dangles is dropped as a host but is what
+	// dns.dangling-cname must see).
 	Names map[string][]string
+	// Unowned are names in scope that no estate domain owns (sorted by
+	// name, at most MaxUnowned): found, listed, not scanned. MX and name
+	// server hosts are not listed (they serve an estate domain).
+	Unowned []Unowned
+	// CT sums up the CT searches.
+	CT CTStats
+}
+
+// CTStats sums up a run's CT searches.
+type CTStats struct {
+	Domains   int // organisational domains searched
+	Queries   int // requests made, splits included
+	Full      int // full searches (expired certificates included)
+	NewCerts  int // certificates above the cached greatest id
+	Cached    int // domains served from the cache after the service failed
+	Truncated int // domains whose answer stayed capped after splitting
+	Skipped   int // domains not searched: the service is down
 }
 
 // HintNames is the estate hint key under which a domain's checks read
 // Result.Names.
 const HintNames = "names"
+
+// DefaultLabels are common host labels of NHS organisations' services.
+var DefaultLabels = []string{"www", "mail", "webmail", "remote", "vpn", "portal", "intranet", "owa",
+	"autodiscover", "sts", "adfs", "citrix", "gateway", "extranet", "jobs", "careers", "api", "secure"}
+
+// ServiceDown is implemented by the error a configured service's client
+// returns once it has been found down for the run (scanner.Breaker):
+// discovery skips that source without a warning per domain.
+type ServiceDown interface{ ServiceDown() bool }
+
+func isServiceDown(err error) bool {
+	var sd ServiceDown
+	return errors.As(err, &sd) && sd.ServiceDown()
+}
 
 // Run discovers the estate's assets.
 func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
@@ -109,6 +195,9 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if o.MaxRepos <= 0 {
 		o.MaxRepos = 1000
 	}
+	if o.MaxUnowned <= 0 {
+		o.MaxUnowned = 5000
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 16
 	}
@@ -118,12 +207,50 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if o.DNS == nil {
 		o.DNS = &dnsq.Resolver{}
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CTRefresh <= 0 {
+		o.CTRefresh = 7 * 24 * time.Hour
+	}
+	if o.CTRowCap <= 0 {
+		o.CTRowCap = ctDefaultCap
+	}
+	if o.CTMaxQueries <= 0 {
+		o.CTMaxQueries = 64
+	}
+	if o.CTMaxWait <= 0 {
+		o.CTMaxWait = 2 * time.Minute
+	}
+	if o.CTBackoff <= 0 {
+		o.CTBackoff = 2 * time.Second
+	}
+	if o.CTConcurrency <= 0 {
+		o.CTConcurrency = 2
+	}
 	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}, Names: map[string][]string{}},
-		seen: map[string]bool{}, sem: make(chan struct{}, o.Concurrency)}
+		seen: map[string]bool{}, sem: make(chan struct{}, o.Concurrency),
+		cands: map[string]string{}, via: map[string]string{}, resolved: map[string]resolution{}, unowned: map[string]Unowned{}, infra: map[string]bool{}}
 	want := func(k check.Kind) bool { return o.Kinds == nil || o.Kinds[k] }
+	names := want(check.KindHost) || want(check.KindZone) || (o.Names && want(check.KindDomain))
 
+	// Phase 1: the estate's domains, and the names the searches find
+	// (CT once per organisational domain, other sources once per
+	// organisation, labels per domain).
+	type owned struct{ org, dom string }
+	var doms []owned
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Concurrency)
+	var ct *ctClient
+	if names && o.CTURL != "" {
+		c, err := newCTClient(o)
+		if err != nil {
+			d.fail("ct", err)
+		} else {
+			ct = c
+		}
+	}
+	searched := map[string]bool{}
 	for _, org := range e.Organisations {
 		for _, dom := range org.Domains {
 			if !e.InScope(dom) {
@@ -131,33 +258,68 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 				continue
 			}
 			d.add(check.Asset{Kind: check.KindDomain, Name: dom, Org: org.Code, Domain: dom, Source: "estate"})
-			if want(check.KindDomain) {
+			doms = append(doms, owned{org.Code, dom})
+			if want(check.KindDomain) || names {
 				g.Go(func() error {
 					for _, h := range nameServers(gctx, o.DNS, e, dom) {
 						d.mu.Lock()
-						d.res.NSHosts[h] = true
+						if want(check.KindDomain) {
+							d.res.NSHosts[h] = true
+						}
+						d.infra[h] = true
 						d.mu.Unlock()
 					}
 					return nil
 				})
 			}
-			if want(check.KindHost) || want(check.KindZone) || (o.Names && want(check.KindDomain)) {
-				// Domain checks may need the names (dns.dangling-cname);
-				// only host checks need them resolved and kept; zone
-				// checks need those that are zone cuts.
-				g.Go(func() error {
-					d.hosts(gctx, org.Code, dom, want(check.KindHost))
-					if want(check.KindZone) {
-						d.zones(gctx, org.Code, dom)
-					}
-					return nil
-				})
+			if !names {
+				continue
 			}
-			if want(check.KindMail) {
-				g.Go(func() error { d.mx(gctx, org.Code, dom); return nil })
+			if od := OrgDomain(dom); ct != nil && !searched[od] {
+				searched[od] = true
+				g.Go(func() error { d.ctSearch(gctx, ct, od); return nil })
+			}
+			if len(o.Labels) > 0 {
+				g.Go(func() error { d.labels(gctx, dom); return nil })
 			}
 		}
-		if (want(check.KindRepo) || want(check.KindOrg)) && o.GitHub != nil {
+		if names {
+			for _, src := range o.Sources {
+				g.Go(func() error { d.source(gctx, src, org); return nil })
+			}
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("discover: %w", err)
+	}
+	byDomain := d.classify()
+
+	// Phase 2: per estate domain, its names (hosts, zones) and mail hosts.
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for _, od := range doms {
+		org, dom := od.org, od.dom
+		if names {
+			// Domain checks may need the names (dns.dangling-cname);
+			// only host checks need them resolved and kept; zone
+			// checks need those that are zone cuts.
+			g.Go(func() error {
+				d.hosts(gctx, org, dom, byDomain[dom], want(check.KindHost))
+				if want(check.KindZone) {
+					d.zones(gctx, org, dom)
+				}
+				return nil
+			})
+		}
+		if want(check.KindMail) || names {
+			g.Go(func() error { d.mx(gctx, org, dom, want(check.KindMail)); return nil })
+		}
+	}
+	if (want(check.KindRepo) || want(check.KindOrg)) && o.GitHub != nil {
+		for _, org := range e.Organisations {
 			for _, login := range org.GitHub {
 				g.Go(func() error { d.github(gctx, org.Code, login); return nil })
 			}
@@ -169,6 +331,7 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
+	d.finishUnowned()
 	sort.Slice(d.res.Assets, func(i, j int) bool { return d.res.Assets[i].Key() < d.res.Assets[j].Key() })
 	return d.res, nil
 }
@@ -182,6 +345,22 @@ type run struct {
 	// sem bounds the lookups a domain's task fans out (zone cuts): leaf
 	// work, so a task holding the errgroup's slot never waits for one.
 	sem chan struct{}
+	// cands are the names the searches found (raw) → the source that
+	// found them first; via what led to them.
+	cands map[string]string
+	via   map[string]string
+	// resolved are the label probes' answers, reused by hosts.
+	resolved map[string]resolution
+	unowned  map[string]Unowned
+	// infra are the MX and name-server hosts of estate domains (and of
+	// zones below them): not unowned names.
+	infra map[string]bool
+}
+
+type resolution struct {
+	addrs []netip.Addr
+	chain []string
+	err   error
 }
 
 func (d *run) add(a check.Asset) {
@@ -201,24 +380,178 @@ func (d *run) drop(reason string) {
 }
 
 func (d *run) fail(source string, err error) {
-	d.o.Log.Warn("discovery source failed", "source", source, "err", err)
+	if isServiceDown(err) {
+		// Said once, by the service's breaker, for the whole run.
+		d.o.Log.Debug("discovery source skipped: service down", "source", source, "err", err)
+	} else {
+		d.o.Log.Warn("discovery source failed", "source", source, "err", err)
+	}
 	d.mu.Lock()
 	d.res.Errors = append(d.res.Errors, source+": "+err.Error())
 	d.mu.Unlock()
 }
 
-// hosts finds web hosts: the apex, www. and names from CT that resolve;
-// it records every name seen under dom in Result.Names. keep false only
-// records the names (no host checks run).
-func (d *run) hosts(ctx context.Context, org, dom string, keep bool) {
-	names := []string{dom, "www." + dom}
-	if d.o.CTURL != "" {
-		ct, err := d.ct(ctx, dom)
-		if err != nil {
-			d.fail("ct "+dom, err)
-		}
-		names = append(names, ct...)
+// candidate records a raw name a search found.
+func (d *run) candidate(name, source, via string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.cands[name]; !ok {
+		d.cands[name] = source
+		d.via[name] = via
 	}
+}
+
+// ctSearch searches CT once for an organisational domain.
+func (d *run) ctSearch(ctx context.Context, ct *ctClient, od string) {
+	res, err := ct.search(ctx, od)
+	d.mu.Lock()
+	d.res.CT.Domains++
+	d.res.CT.Queries += res.queries
+	d.res.CT.NewCerts += res.newCerts
+	if res.full && err == nil {
+		d.res.CT.Full++
+	}
+	if res.truncated {
+		d.res.CT.Truncated++
+	}
+	if res.cached {
+		d.res.CT.Cached++
+	}
+	if isServiceDown(err) {
+		d.res.CT.Skipped++
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.fail("ct "+od, err)
+	}
+	if res.truncated {
+		d.o.Log.Warn("CT answer still capped after splitting: some names may be missing", "domain", od)
+	}
+	for _, n := range res.names {
+		d.candidate(n, "ct", od)
+	}
+}
+
+// source asks one NameSource for an organisation's names.
+func (d *run) source(ctx context.Context, src NameSource, org estate.Organisation) {
+	names, err := src.Names(ctx, org)
+	if err != nil {
+		d.fail(src.Name()+" "+org.Code, err)
+	}
+	for i, n := range names {
+		if i >= maxCTNames {
+			d.drop("over the per-source limit")
+			break
+		}
+		d.candidate(n, src.Name(), org.Code)
+	}
+}
+
+// labels asks for label.dom for every configured label: a name that
+// exists (an address or an alias) is a candidate.
+func (d *run) labels(ctx context.Context, dom string) {
+	for _, l := range d.o.Labels {
+		l = strings.ToLower(strings.TrimSpace(l))
+		if l == "" {
+			continue
+		}
+		n := l + "." + dom
+		addrs, chain, err := d.o.DNS.Addrs(ctx, n)
+		if err != nil || (len(addrs) == 0 && len(chain) == 0) {
+			continue
+		}
+		d.mu.Lock()
+		d.resolved[n] = resolution{addrs, chain, nil}
+		d.mu.Unlock()
+		d.candidate(n, "dns-label", dom)
+	}
+}
+
+// cleanName is a found name as discovery compares it: lower case, no
+// trailing dot, a wildcard's "*." removed (a wildcard certificate names
+// its parent); "" when it is not a valid host name.
+func cleanName(n string) string {
+	n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+	n = strings.TrimPrefix(n, "*.")
+	if estate.ValidDomain(n, false) != nil {
+		return ""
+	}
+	return n
+}
+
+// classify gives every candidate to its owner (the longest matching
+// estate domain): domain → names with their source. A name out of scope
+// is dropped; one in scope without an owner is unowned.
+func (d *run) classify() map[string][]found {
+	out := map[string][]found{}
+	seen := map[string]bool{}
+	raw := slices.Sorted(func(yield func(string) bool) {
+		for n := range d.cands {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	for _, r := range raw {
+		n := cleanName(r)
+		switch {
+		case n == "":
+			d.drop("not a host name")
+			continue
+		case seen[n]:
+			continue
+		}
+		seen[n] = true
+		if !d.e.InScope(n) {
+			d.drop("outside the scope")
+			continue
+		}
+		owner, od := d.e.Owner(n)
+		if owner == nil {
+			d.unown(n, d.cands[r], d.via[r])
+			continue
+		}
+		out[od] = append(out[od], found{n, d.cands[r]})
+	}
+	return out
+}
+
+type found struct{ name, source string }
+
+func (d *run) unown(n, source, via string) {
+	d.mu.Lock()
+	if _, ok := d.unowned[n]; !ok {
+		d.unowned[n] = Unowned{Name: n, Source: source, Via: via}
+	}
+	d.mu.Unlock()
+}
+
+// finishUnowned lists the unowned names, less the MX and name-server
+// hosts (they serve an estate domain), sorted and bounded.
+func (d *run) finishUnowned() {
+	for _, n := range slices.Sorted(func(yield func(string) bool) {
+		for n := range d.unowned {
+			if !yield(n) {
+				return
+			}
+		}
+	}) {
+		if d.infra[n] || d.res.NSHosts[n] {
+			continue
+		}
+		if len(d.res.Unowned) >= d.o.MaxUnowned {
+			d.drop("over the unowned-name limit")
+			continue
+		}
+		d.res.Unowned = append(d.res.Unowned, d.unowned[n])
+	}
+}
+
+// hosts finds web hosts among the names dom owns: the apex, www. and the
+// names found for it that resolve; it records every name in
+// Result.Names. keep false only records the names (no host checks run).
+func (d *run) hosts(ctx context.Context, org, dom string, names []found, keep bool) {
+	names = append([]found{{dom, "dns"}, {"www." + dom, "dns"}}, names...)
 	kept := 0
 	tried := map[string]bool{}
 	var seen []string
@@ -228,24 +561,17 @@ func (d *run) hosts(ctx context.Context, org, dom string, keep bool) {
 		d.res.Names[dom] = append(d.res.Names[dom], seen...)
 		d.mu.Unlock()
 	}()
-	for _, n := range names {
-		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
-		if strings.HasPrefix(n, "*.") {
-			n = n[2:] // a wildcard certificate names its parent
-		}
+	for _, f := range names {
+		n := f.name
 		if tried[n] {
-			continue // CT lists a name once per certificate
+			continue
 		}
 		tried[n] = true
-		switch {
-		case estate.ValidDomain(n, false) != nil:
-			d.drop("not a host name")
-			continue
-		case !d.e.InScope(n):
+		if !d.e.InScope(n) {
 			d.drop("outside the scope")
 			continue
 		}
-		if (n == dom || strings.HasSuffix(n, "."+dom)) && len(seen) < d.o.MaxPerDomain {
+		if len(seen) < d.o.MaxPerDomain {
 			seen = append(seen, n)
 		}
 		switch {
@@ -257,42 +583,46 @@ func (d *run) hosts(ctx context.Context, org, dom string, keep bool) {
 		}
 		d.mu.Lock()
 		dup := d.seen[string(check.KindHost)+":"+n]
+		r, ok := d.resolved[n]
 		d.mu.Unlock()
 		if dup {
 			continue
 		}
-		addrs, chain, err := d.o.DNS.Addrs(ctx, n)
-		if err != nil {
-			d.fail("resolve "+n, err)
+		if !ok {
+			r.addrs, r.chain, r.err = d.o.DNS.Addrs(ctx, n)
+		}
+		if r.err != nil {
+			d.fail("resolve "+n, r.err)
 			continue
 		}
-		if len(addrs) == 0 {
+		for _, c := range r.chain {
+			// A CNAME chain through names in scope that no estate
+			// domain owns: listed as unowned.
+			if c = cleanName(c); c != "" && c != n && d.e.InScope(c) {
+				if o, _ := d.e.Owner(c); o == nil {
+					d.unown(c, "cname", n)
+				}
+			}
+		}
+		if len(r.addrs) == 0 {
 			d.drop("does not resolve")
 			continue
 		}
-		if !d.anyAllowed(addrs) {
+		if !d.anyAllowed(r.addrs) {
 			// Internal names in public DNS (often HSCN 10.x addresses), or
 			// the metadata address: the scope guard would refuse them.
 			d.drop("resolves only to private, loopback or metadata addresses")
 			continue
 		}
-		if out := d.outside(chain); out != "" {
+		if out := d.outside(r.chain); out != "" {
 			// The scope guard would refuse every connection to it; the
 			// operator can add the provider's suffix to scope.suffixes.
 			d.o.Log.Info("host is an alias of a name outside the scope", "host", n, "target", out)
 			d.drop("alias (CNAME) of a name outside the scope")
 			continue
 		}
-		src := "dns"
-		if n != dom && n != "www."+dom {
-			src = "ct"
-		}
-		owner, od := d.e.Owner(n)
-		if owner != nil {
-			org, dom = owner.Code, od
-		}
 		kept++
-		d.add(check.Asset{Kind: check.KindHost, Name: n, Org: org, Domain: dom, Source: src})
+		d.add(check.Asset{Kind: check.KindHost, Name: n, Org: org, Domain: dom, Source: f.source})
 	}
 }
 
@@ -403,10 +733,22 @@ func (d *run) outside(chain []string) string {
 }
 
 // mx finds the mail hosts of a domain; a null MX ("0 .") means none.
-func (d *run) mx(ctx context.Context, org, dom string) {
+// keep false only notes the hosts as the estate's infrastructure (not
+// unowned names).
+func (d *run) mx(ctx context.Context, org, dom string, keep bool) {
 	mxs, resp, err := d.o.DNS.MX(ctx, dom)
 	if err != nil {
-		d.fail("mx "+dom, err)
+		if keep {
+			d.fail("mx "+dom, err)
+		}
+		return
+	}
+	if !keep {
+		d.mu.Lock()
+		for _, m := range mxs {
+			d.infra[strings.ToLower(strings.TrimSuffix(m.Mx, "."))] = true
+		}
+		d.mu.Unlock()
 		return
 	}
 	if resp.NXDomain() {
@@ -437,7 +779,7 @@ func (d *run) mx(ctx context.Context, org, dom string) {
 			continue
 		}
 		d.mu.Lock()
-		d.res.MXHosts[h] = true
+		d.res.MXHosts[h], d.infra[h] = true, true
 		d.mu.Unlock()
 		d.add(check.Asset{Kind: check.KindMail, Name: h, Org: org, Domain: dom, Source: "mx"})
 	}
@@ -484,55 +826,6 @@ func nameServers(ctx context.Context, r *dnsq.Resolver, e *estate.Estate, dom st
 		}
 	}
 	return out
-}
-
-// ctEntry is one crt.sh result row (only the fields used).
-type ctEntry struct {
-	NameValue  string `json:"name_value"`
-	CommonName string `json:"common_name"`
-}
-
-const maxCTBytes = 32 << 20
-
-// ct asks a crt.sh-compatible endpoint for names under dom.
-func (d *run) ct(ctx context.Context, dom string) ([]string, error) {
-	u, err := url.Parse(d.o.CTURL)
-	if err != nil {
-		return nil, fmt.Errorf("ct: bad URL: %w", err)
-	}
-	q := u.Query()
-	q.Set("q", "%."+dom)
-	q.Set("output", "json")
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("ct: %w", err)
-	}
-	resp, err := d.o.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ct: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("ct: HTTP %d", resp.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCTBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("ct: read: %w", err)
-	}
-	if len(b) > maxCTBytes {
-		return nil, fmt.Errorf("ct: response larger than %d bytes", maxCTBytes)
-	}
-	var rows []ctEntry
-	if err := json.Unmarshal(b, &rows); err != nil {
-		return nil, fmt.Errorf("ct: decode: %w", err)
-	}
-	var out []string
-	for _, r := range rows {
-		out = append(out, strings.Split(r.NameValue, "\n")...)
-		out = append(out, r.CommonName)
-	}
-	return out, nil
 }
 
 // github lists an organisation's public repositories.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
@@ -41,15 +43,76 @@ var ctIssuers = []struct {
 	{157938, "C=US, O=DigiCert Inc, CN=DigiCert TLS RSA SHA256 2020 CA1"},
 }
 
-// ctNoise are the names for domain d that discovery must drop.
-func ctNoise(d string) (wildcard, outside, dangling string) {
-	return "*." + d, OutsideName, "old." + d
+// ctNoise are the names for domain d that discovery must drop or list
+// apart: a wildcard (its parent is the name), a name outside the scope, a
+// name that does not resolve, and a name in scope that no estate domain
+// owns (unowned: listed, not scanned).
+func ctNoise(d string) (wildcard, outside, dangling, unowned string) {
+	return "*." + d, OutsideName, "old." + d, "www.old-" + d
 }
 
-// ctEntries are the certificates CT shows for lab domain i.
+// ctBulk are the names the first lab domain's certificates list under
+// three teams' subdomains (h<k>.team<j>.<d>): enough rows that a capped
+// search (SetCT) must split by label to see them all. None resolves.
+func ctBulk(d string) []string {
+	var out []string
+	for j := 1; j <= 3; j++ {
+		for k := 1; k <= 4; k++ {
+			out = append(out, fmt.Sprintf("h%d.team%d.%s", k, j, d))
+		}
+	}
+	return out
+}
+
+// ctLab is the lab CT search's state: its simulated limits and what it
+// was asked.
+type ctLab struct {
+	mu       sync.Mutex
+	rowCap   int
+	throttle int
+	queries  map[string]int
+	extra    map[int][][]string // certificates added after start, by domain
+}
+
+// SetCT shapes the lab CT search as crt.sh behaves under load: rowCap > 0
+// caps every answer at rowCap rows (an arbitrary subset, as crt.sh's
+// LIMIT inside the query gives); throttle answers the next throttle
+// requests with 429 Too Many Requests and Retry-After: 1.
+func (l *Lab) SetCT(rowCap, throttle int) {
+	l.ct.mu.Lock()
+	l.ct.rowCap, l.ct.throttle = rowCap, throttle
+	l.ct.mu.Unlock()
+}
+
+// AddCTCert logs a new certificate for a lab domain (a later id than any
+// before): what an incremental search must find.
+func (l *Lab) AddCTCert(domain string, names ...string) {
+	i, ok := l.byDomain[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	if !ok {
+		return
+	}
+	l.ct.mu.Lock()
+	if l.ct.extra == nil {
+		l.ct.extra = map[int][][]string{}
+	}
+	l.ct.extra[i] = append(l.ct.extra[i], names)
+	l.ct.mu.Unlock()
+}
+
+// CTQueries is how many requests the lab CT search got per q= value (the
+// throttled ones included).
+func (l *Lab) CTQueries() map[string]int {
+	l.ct.mu.Lock()
+	defer l.ct.mu.Unlock()
+	return maps.Clone(l.ct.queries)
+}
+
+// ctEntries are the rows CT shows for lab domain i: each certificate as
+// its precertificate and its certificate (the same serial; deduplicate
+// drops the certificate), certificates that expired long ago among them.
 func (l *Lab) ctEntries(i int) []ctEntry {
 	d := l.domains[i]
-	wild, out, old := ctNoise(d.Name)
+	wild, out, old, unowned := ctNoise(d.Name)
 	certs := [][]string{
 		{d.Name, "www." + d.Name},
 		{"www." + d.Name},
@@ -57,20 +120,39 @@ func (l *Lab) ctEntries(i int) []ctEntry {
 		{wild, d.Name},
 		{old},
 		{"www." + d.Name, out},
+		{"www." + d.Name, unowned},
+	}
+	expired := 4 // the certificate of old.<d>
+	if i == 0 {
+		for j := 0; j < 3; j++ {
+			certs = append(certs, ctBulk(d.Name)[j*4:j*4+4])
+		}
 	}
 	for _, n := range d.CT {
 		certs = append(certs, []string{n})
 	}
+	l.ct.mu.Lock()
+	certs = append(certs, l.ct.extra[i]...)
+	l.ct.mu.Unlock()
 	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") }
 	var es []ctEntry
 	for k, names := range certs {
-		id := 5_000_000_000 + int64(i)*100 + int64(k)
+		id := 5_000_000_000 + int64(i)*1000 + int64(2*k)
 		iss := ctIssuers[(i+k)%len(ctIssuers)]
-		nb := l.pki.now.Add(-time.Duration(30*(k+1)) * 24 * time.Hour).Truncate(time.Second)
-		es = append(es, ctEntry{IssuerCAID: iss.id, IssuerName: iss.name, CommonName: names[0],
+		nb := l.pki.now.Add(-time.Duration(30*(len(certs)-k)) * 24 * time.Hour).Truncate(time.Second)
+		na := nb.Add(400 * 24 * time.Hour)
+		if k == expired {
+			nb = l.pki.now.Add(-3 * 365 * 24 * time.Hour).Truncate(time.Second)
+			na = nb.Add(90 * 24 * time.Hour)
+		}
+		e := ctEntry{IssuerCAID: iss.id, IssuerName: iss.name, CommonName: names[0],
 			NameValue: strings.Join(names, "\n"), ID: id,
-			EntryTimestamp: ts(nb.Add(time.Hour)) + ".123", NotBefore: ts(nb), NotAfter: ts(nb.Add(90 * 24 * time.Hour)),
-			SerialNumber: fmt.Sprintf("%032x", id), ResultCount: len(names)})
+			EntryTimestamp: ts(nb.Add(time.Hour)) + ".123", NotBefore: ts(nb), NotAfter: ts(na),
+			SerialNumber: fmt.Sprintf("%032x", id), ResultCount: len(names)}
+		es = append(es, e)
+		e.ID++ // the certificate after its precertificate
+		e.EntryTimestamp = ts(nb.Add(2*time.Hour)) + ".456"
+		es = append(es, e)
 	}
 	return es
 }
@@ -101,8 +183,8 @@ func (l *Lab) CTNames(domain string) (keep, drop []string) {
 			resolves[o] = err == nil && len(addrs) > 0 && !slices.ContainsFunc(chain, func(c string) bool { return !under(c, "nhs.uk") })
 		}
 	}
-	wild, out, old := ctNoise(d.Name)
-	drop = []string{wild, out, old}
+	wild, out, old, unowned := ctNoise(d.Name)
+	drop = []string{wild, out, old, unowned}
 	for _, n := range append([]string{"www." + d.Name, "mail." + d.Name}, d.CT...) {
 		n = strings.ToLower(n)
 		switch {
@@ -146,6 +228,36 @@ func (l *Lab) ctHints(next func(a check.Asset, key string) []string) func(a chec
 	}
 }
 
+// ctSearch answers q= as crt.sh's identity search does: the rows of
+// certificates naming q (a "%." prefix: names under it), less expired
+// certificates and precertificate duplicates when asked.
+func (l *Lab) ctSearch(q string, excludeExpired, dedup bool) []ctEntry {
+	sub := strings.HasPrefix(q, "%.")
+	base := strings.TrimPrefix(strings.TrimPrefix(q, "%"), ".")
+	match := func(n string) bool {
+		n = strings.TrimPrefix(strings.ToLower(n), "*.")
+		if sub {
+			return strings.HasSuffix(n, "."+base) || n == base
+		}
+		return n == base
+	}
+	now := l.pki.now.UTC().Format("2006-01-02T15:04:05")
+	es := []ctEntry{}
+	for i, d := range l.domains {
+		if !under(d.Name, base) && !under(base, d.Name) {
+			continue
+		}
+		for k, e := range l.ctEntries(i) {
+			if !slices.ContainsFunc(strings.Split(e.NameValue, "\n"), match) ||
+				(excludeExpired && e.NotAfter < now) || (dedup && k%2 == 1) {
+				continue
+			}
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
 func (l *Lab) startCT() error {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -164,10 +276,27 @@ func (l *Lab) startCT() error {
 			return
 		}
 		name := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(q.Get("q")), "."))
-		name = strings.TrimPrefix(strings.TrimPrefix(name, "%"), ".")
-		es := []ctEntry{}
-		if i, ok := l.byDomain[name]; ok {
-			es = l.ctEntries(i)
+		l.ct.mu.Lock()
+		if l.ct.queries == nil {
+			l.ct.queries = map[string]int{}
+		}
+		l.ct.queries[name]++
+		throttled := l.ct.throttle > 0
+		if throttled {
+			l.ct.throttle--
+		}
+		rowCap := l.ct.rowCap
+		l.ct.mu.Unlock()
+		if throttled {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too Many Requests", http.StatusTooManyRequests)
+			return
+		}
+		es := l.ctSearch(name, q.Get("exclude") == "expired", strings.EqualFold(q.Get("deduplicate"), "Y"))
+		if rowCap > 0 && len(es) > rowCap {
+			// crt.sh's LIMIT: an arbitrary subset (here the last rows,
+			// so the capped answer shows labels to split by).
+			es = es[len(es)-rowCap:]
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(es)

@@ -106,6 +106,7 @@ type Lab struct {
 	infraExpect []Expect // ground truth of the lab's own hosts (mx1, mx2)
 	ext         *external
 	hygiene     *hygieneLab // the DNS hygiene family's name servers and registrations
+	ct          ctLab       // the CT search's simulated limits and counts (ct.go)
 	gh          *ghServer   // the fake GitHub API (github.go, githubapi.go)
 
 	done      chan struct{}
