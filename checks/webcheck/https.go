@@ -6,6 +6,7 @@ package webcheck
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -39,14 +40,29 @@ type Chain struct {
 	Refused bool `json:"refused,omitempty"`
 }
 
-// Evidence is web.https's raw evidence (Version 1).
+// Evidence is web.https's raw evidence (Version 2; version 1 had no
+// "preload" and is read as it is).
 //
 // Schema (JSON): {"host", "http": Chain of http://<host>/, "https": Chain
-// of https://<host>/}.
+// of https://<host>/, "preload"?: PreloadFact, what the preload list said
+// of the host, with its date}.
 type Evidence struct {
-	Host  string `json:"host"`
-	HTTP  Chain  `json:"http"`
-	HTTPS Chain  `json:"https"`
+	Host    string       `json:"host"`
+	HTTP    Chain        `json:"http"`
+	HTTPS   Chain        `json:"https"`
+	Preload *PreloadFact `json:"preload,omitempty"`
+}
+
+// upgradeHTTPS reads version 1 evidence: the same shape without the
+// preload lookup (Evaluate then looks the host up in the embedded list,
+// or the policy's).
+func upgradeHTTPS(version int, data json.RawMessage) (Evidence, error) {
+	var ev Evidence
+	if version != 1 {
+		return ev, fmt.Errorf("unknown version %d", version)
+	}
+	err := json.Unmarshal(data, &ev)
+	return ev, err
 }
 
 var (
@@ -68,7 +84,7 @@ var (
 // Check returns the web.https collector.
 func Check() check.Check {
 	return check.New(check.Spec[Evidence]{
-		ID: "web.https", Family: "web", Targets: []check.Kind{check.KindHost}, Version: 1, Policy: Settings,
+		ID: "web.https", Family: "web", Targets: []check.Kind{check.KindHost}, Version: 2, Upgrade: upgradeHTTPS, Policy: Settings,
 		Rules: []check.Meta{
 			{ID: HTTPSAvailable, Rule: "https-available", Title: "HTTPS is available", Severity: check.Critical,
 				Description: "https://<host>/ completes a TLS handshake and answers HTTP (any status). The certificate is not judged here: tls.cert.* do. A refused connection on 443 fails when port 80 answers; a host with neither port open is not a web server (not applicable); a timeout or a dropped handshake is unknown.",
@@ -90,9 +106,10 @@ func Check() check.Check {
 				Description: "On the estate domain itself (the apex host), the HSTS header has includeSubDomains. Other hosts, and hosts without a valid header, are not applicable.",
 				Remediation: "Add includeSubDomains to the apex domain's HSTS header once every subdomain serves HTTPS.",
 				Standards:   []check.Ref{refSMHTTPS, refNHSBSA, refHSTSPreload}},
+			preloadRule, redirectRule, nonprodRule,
 		},
 		Collect:  collectHTTPS,
-		Evaluate: evaluateHTTPS,
+		Evaluate: evaluateWeb,
 	})
 }
 
@@ -117,6 +134,9 @@ func collectHTTPS(ctx context.Context, env *check.Env, a check.Asset) (Evidence,
 		}()
 	}
 	wg.Wait()
+	if f, err := collectPreload(env, host); err == nil {
+		ev.Preload = f
+	}
 	return ev, nil
 }
 

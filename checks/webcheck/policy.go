@@ -8,6 +8,25 @@ type Policy struct {
 	// one year (checks.md §3.2 decision 10; pshtt's "strong HSTS";
 	// hstspreload's hstsMinimumMaxAge).
 	HSTSMinMaxAge int `yaml:"hsts_min_max_age" json:"hsts_min_max_age"`
+	// PublicSectorSuffixes are the domains web.redirect.scope accepts as
+	// the end of a public-sector host's redirects (GOV.UK: not "a
+	// non-public sector domain like … .com"). Default
+	// DefaultPublicSectorSuffixes; the host's own estate domain always
+	// counts.
+	PublicSectorSuffixes []string `yaml:"public_sector_suffixes" json:"public_sector_suffixes"`
+	// NonprodLabels name non-production hosts by their first label below
+	// the estate domain (web.nonprod.protected): a label matches itself
+	// and itself followed by digits (dev2); one with '*' is a glob over
+	// the label (*-dev). Default DefaultNonprodLabels.
+	NonprodLabels []string `yaml:"nonprod_labels" json:"nonprod_labels"`
+	// NonprodLoginHosts are sign-in services a protected non-production
+	// host may send visitors to ("*." for any name below). Default
+	// DefaultNonprodLoginHosts.
+	NonprodLoginHosts []string `yaml:"nonprod_login_hosts" json:"nonprod_login_hosts"`
+	// Preload is a newer copy of Chromium's HSTS preload list to judge
+	// web.hsts.preload against (reeval --hsts-preload FILE): configuration,
+	// not a policy file setting. nil: the fact the scan recorded.
+	Preload *PreloadList `yaml:"-" json:"-"`
 	// SecurityTxtCentral are central vulnerability disclosure files: when
 	// the redirects of /.well-known/security.txt reach one of these URLs,
 	// web.securitytxt.present passes without fetching it (checks.md §3.2
@@ -16,7 +35,10 @@ type Policy struct {
 }
 
 // Settings is the web section.
-var Settings = check.NewSection("web", Policy{HSTSMinMaxAge: 31536000, SecurityTxtCentral: DefaultSecurityTxtCentral}, validatePolicy)
+var Settings = check.NewSection("web", Policy{HSTSMinMaxAge: 31536000, PublicSectorSuffixes: DefaultPublicSectorSuffixes,
+	NonprodLabels: DefaultNonprodLabels, NonprodLoginHosts: DefaultNonprodLoginHosts, SecurityTxtCentral: DefaultSecurityTxtCentral}, func(p Policy) []*check.FieldError {
+	return append(validatePolicy(p), validateSitePolicy(p)...)
+})
 
 // validatePolicy rejects a threshold that is a typo rather than a policy:
 // a day (86400) or less protects nothing across visits, and more than
