@@ -85,7 +85,7 @@ var (
 func Check() check.Check {
 	return check.New(check.Spec[Evidence]{
 		ID: "web.https", Family: "web", Targets: []check.Kind{check.KindHost}, Version: 2, Upgrade: upgradeHTTPS, Policy: Settings,
-		Rules: []check.Meta{
+		Rules: append([]check.Meta{
 			{ID: HTTPSAvailable, Rule: "https-available", Title: "HTTPS is available", Severity: check.Critical,
 				Description: "https://<host>/ completes a TLS handshake and answers HTTP (any status). The certificate is not judged here: tls.cert.* do. A refused connection on 443 fails when port 80 answers; a host with neither port open is not a web server (not applicable); a timeout or a dropped handshake is unknown.",
 				Remediation: "Serve the site over HTTPS on port 443 with a certificate from a public CA, and keep HTTP only to redirect to it.",
@@ -107,7 +107,7 @@ func Check() check.Check {
 				Remediation: "Add includeSubDomains to the apex domain's HSTS header once every subdomain serves HTTPS.",
 				Standards:   []check.Ref{refSMHTTPS, refNHSBSA, refHSTSPreload}},
 			preloadRule, redirectRule, nonprodRule,
-		},
+		}, headerRules...),
 		Collect:  collectHTTPS,
 		Evaluate: evaluateWeb,
 	})
@@ -196,7 +196,7 @@ func evaluateHTTPS(in check.In[Evidence]) []check.Finding {
 			x.Message = fmt.Sprintf("%s refuses connections on ports 80 and 443: not a web server", ev.Host)
 			out = append(out, x)
 		}
-		return out
+		return append(out, evaluateHeaders(in, out[0])...)
 	}
 
 	// web.https.available
@@ -215,7 +215,7 @@ func evaluateHTTPS(in check.In[Evidence]) []check.Finding {
 	}
 	out = append(out, avail, evaluateEnforced(ev))
 	out = append(out, evaluateHSTS(in.Asset, ev, avail, pol)...)
-	return out
+	return append(out, evaluateHeaders(in, avail)...)
 }
 
 func ruleOf(id string) string {
