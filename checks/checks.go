@@ -37,6 +37,7 @@ func All() []check.Check {
 		dnscheck.AXFRCheck(),
 		dnscheck.RDAPCheck(),
 		webcheck.Check(),
+		webcheck.SecurityTxtCheck(),
 	}
 }
 

@@ -48,6 +48,10 @@ func goodPage(name string) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		if r.URL.Path == "/.well-known/security.txt" {
+			secTxtGoodFile(w, r) // securitytxt.go: a good RFC 9116 file
+			return
+		}
 		if r.URL.Path != "/" {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
