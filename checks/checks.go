@@ -12,6 +12,7 @@ import (
 	"github.com/nhsx/posture/checks/dnscheck"
 	"github.com/nhsx/posture/checks/email"
 	"github.com/nhsx/posture/checks/mtasts"
+	"github.com/nhsx/posture/checks/nuclei"
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/webcheck"
@@ -37,6 +38,7 @@ func All() []check.Check {
 		dnscheck.AXFRCheck(),
 		dnscheck.RDAPCheck(),
 		webcheck.Check(),
+		nuclei.Check(),
 		webcheck.SecurityTxtCheck(),
 	}
 }

@@ -92,6 +92,18 @@ type Env struct {
 	// check records what the list said, and its date, as evidence.
 	// Absent: the check's own copy.
 	Lists map[string]List
+	// Settings are the operator's options of a run that a collector reads
+	// by key ("nuclei.templates"): how to collect, not how to judge (the
+	// policy holds thresholds). nil: none.
+	Settings map[string]string
+}
+
+// Setting returns an operator setting ("" when unset).
+func (e *Env) Setting(key string) string {
+	if e == nil {
+		return ""
+	}
+	return e.Settings[key]
 }
 
 // List is a dated reference list: public data published on a date, in

@@ -88,6 +88,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		acceptCmd(g),
 		checksCmd(g),
 		estateCmd(g),
+		nucleiWorkerCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,264 @@
+// Package engine runs nuclei (as a library) for one batch of hosts. It is
+// the only package of posture that imports nuclei; it runs inside the
+// worker process (`posture nuclei-worker`), never in the scanner, because
+// the nuclei SDK leaks memory over long runs (nuclei issues #4530, #5209):
+// one process per batch returns everything to the system when it exits.
+//
+// The engine is built offline and narrow: no template or version update,
+// no interactsh, only the http, dns and ssl protocols (headless, code,
+// file and javascript stay off), one request time limit, a response size
+// cap, a global rate limit, and every connection through the parent's
+// guarded proxy (HTTP CONNECT for http, SOCKS5 for the rest) and every
+// name through the parent's DNS relay.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/projectdiscovery/gologger"
+	"github.com/projectdiscovery/gologger/levels"
+	sdk "github.com/projectdiscovery/nuclei/v3/lib"
+	"github.com/projectdiscovery/nuclei/v3/pkg/output"
+	updateutils "github.com/projectdiscovery/utils/update"
+
+	"github.com/nhsx/posture/checks/nuclei"
+)
+
+// refuse is the transport of the SDK's version-check client: it never
+// connects (the SDK asks api.pdtm.sh once per process whatever the
+// options say).
+type refuse struct{}
+
+func (refuse) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("posture: nuclei's update check is disabled")
+}
+
+// Run runs job and writes one nuclei.Event per line to out, then a Done
+// line. An error means the batch did not run (bad job, engine init).
+func Run(ctx context.Context, job nuclei.Job, out io.Writer) error {
+	if job.Version != nuclei.JobVersion {
+		return fmt.Errorf("nuclei worker: job version %d, this worker reads %d", job.Version, nuclei.JobVersion)
+	}
+	if job.Pack && job.PackVersion != nuclei.PackVersion {
+		return fmt.Errorf("nuclei worker: pack %s asked, this worker has %s", job.PackVersion, nuclei.PackVersion)
+	}
+	if job.WorkDir == "" || job.Proxy == "" || job.Resolver == "" {
+		return errors.New("nuclei worker: the job needs a work directory, a proxy and a resolver")
+	}
+	updateutils.DefaultHttpClient.Transport = refuse{}
+	updateutils.DefaultHttpClient.Timeout = time.Millisecond
+
+	w := &writer{enc: json.NewEncoder(out), loaded: map[string]string{}}
+	var runs []source
+	if job.Pack {
+		dir := filepath.Join(job.WorkDir, "pack")
+		if err := writePack(dir); err != nil {
+			return err
+		}
+		runs = append(runs, source{name: "pack", dir: dir})
+	}
+	if job.UserDir != "" {
+		runs = append(runs, source{name: "user", dir: job.UserDir, tags: job.Tags, severities: job.Severities})
+	}
+	var loadErr []string
+	for _, s := range runs {
+		if err := runSource(ctx, job, s, w); err != nil {
+			loadErr = append(loadErr, s.name+": "+err.Error())
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.enc.Encode(nuclei.Event{Done: true, Loaded: w.loaded, LoadError: strings.Join(loadErr, "; ")})
+}
+
+type source struct {
+	name, dir        string
+	tags, severities []string
+}
+
+// writer serialises events from nuclei's callback goroutines.
+type writer struct {
+	mu     sync.Mutex
+	enc    *json.Encoder
+	loaded map[string]string
+}
+
+func (w *writer) write(e nuclei.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.enc.Encode(e)
+}
+
+func writePack(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return fs.WalkDir(nuclei.PackFS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		b, err := nuclei.PackFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o600)
+	})
+}
+
+// runSource runs one template source (the pack, or the user's directory
+// with its filters) on every target.
+func runSource(ctx context.Context, job nuclei.Job, s source, w *writer) error {
+	proxyHTTP := "http://" + job.Proxy
+	proxySOCKS := "socks5://" + job.Proxy
+	timeout := max(job.Timeout, 1)
+	rate := job.RateLimit
+	if rate <= 0 {
+		rate = 50
+	}
+	hostConc, tmplConc := max(job.HostConcurrency, 1), max(job.TemplateConcurrency, 1)
+	maxErr := job.MaxHostErrors
+	if maxErr <= 0 {
+		maxErr = 3
+	}
+	logger := gologger.DefaultLogger
+	logger.SetMaxLevel(levels.LevelSilent)
+	opts := []sdk.NucleiSDKOptions{
+		sdk.WithLogger(logger),
+		sdk.DisableUpdateCheck(),
+		sdk.WithTemplateUpdateCallback(true, nil),
+		sdk.WithTemplatesOrWorkflows(sdk.TemplateSources{Templates: []string{s.dir}}),
+		sdk.WithTemplateFilters(sdk.TemplateFilters{
+			ProtocolTypes: "http,dns,ssl",
+			Tags:          s.tags,
+			Severity:      strings.Join(s.severities, ","),
+		}),
+		sdk.WithInteractshOptions(sdk.InteractshOpts{NoInteractsh: true, CacheSize: 16, Eviction: time.Minute,
+			CooldownPeriod: time.Second, PollDuration: time.Minute, DisableHttpFallback: true}),
+		sdk.EnableMatcherStatus(),
+		sdk.WithConcurrency(sdk.Concurrency{
+			TemplateConcurrency: tmplConc, HostConcurrency: hostConc,
+			HeadlessHostConcurrency: 1, HeadlessTemplateConcurrency: 1, JavascriptTemplateConcurrency: 1,
+			TemplatePayloadConcurrency: 1, ProbeConcurrency: 1,
+		}),
+		sdk.WithNetworkConfig(sdk.NetworkConfig{
+			Timeout: timeout, Retries: 1, MaxHostError: maxErr,
+			InternalResolversList: []string{job.Resolver},
+		}),
+		sdk.WithGlobalRateLimitCtx(ctx, rate, time.Second),
+		sdk.WithResponseReadSize(1 << 20),
+		sdk.WithSandboxOptions(false, false),
+		sdk.WithTemporaryDirectory(job.WorkDir),
+		sdk.WithVerbosity(sdk.VerbosityOptions{Silent: true}),
+		func(e *sdk.NucleiEngine) error {
+			o := e.Options()
+			// Every request through the parent's guarded proxy: HTTP
+			// (CONNECT: names travel to the proxy, which resolves them
+			// through the scope guard) for the http protocol, SOCKS5 for
+			// nuclei's own dialer (ssl) and DNS over TCP.
+			o.AliveHttpProxy, o.AliveSocksProxy = proxyHTTP, proxySOCKS
+			o.Proxy = nil
+			o.ProxyInternal = false
+			o.Headless, o.EnableCodeTemplates, o.EnableFileTemplates = false, false, false
+			o.EnableSelfContainedTemplates, o.EnableGlobalMatchersTemplates = false, false
+			o.DisableHTTPProbe = true
+			o.NoInteractsh = true
+			o.FollowRedirects, o.MaxRedirects = false, 0
+			o.MaxHostError = maxErr
+			o.ScanStrategy = "template-spray"
+			o.StatsJSON = false
+			return nil
+		},
+	}
+	e, err := sdk.NewNucleiEngineCtx(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("nuclei engine: %w", err)
+	}
+	defer e.Close()
+	if err := e.LoadAllTemplates(); err != nil {
+		return fmt.Errorf("load templates: %w", err)
+	}
+	w.mu.Lock()
+	for _, t := range e.GetTemplates() {
+		w.loaded[t.ID] = s.name
+	}
+	n := len(e.GetTemplates())
+	w.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	e.LoadTargets(job.Targets, false)
+	err = e.ExecuteCallbackWithCtx(ctx, func(ev *output.ResultEvent) {
+		w.write(eventOf(ev, s.name, job.Targets))
+	})
+	if err != nil && !errors.Is(err, sdk.ErrNoTargetsAvailable) {
+		return fmt.Errorf("execute: %w", err)
+	}
+	return nil
+}
+
+// eventOf converts a nuclei result, naming the job target it belongs to.
+func eventOf(ev *output.ResultEvent, src string, targets []string) nuclei.Event {
+	e := nuclei.Event{
+		Template: ev.TemplateID, Source: src, Matched: ev.MatcherStatus,
+		URL: ev.Matched, Matcher: ev.MatcherName, Error: ev.Error,
+		Severity: ev.Info.SeverityHolder.Severity.String(), Name: ev.Info.Name,
+	}
+	if e.Matched {
+		e.Error = ""
+		if len(ev.ExtractedResults) > 0 {
+			e.Extracted = ev.ExtractedResults
+		}
+	}
+	e.Target = targetOf(targets, ev.Host, ev.URL, ev.Matched)
+	return e
+}
+
+// targetOf finds the job target whose host a result names.
+func targetOf(targets []string, cands ...string) string {
+	for _, c := range cands {
+		h := hostOf(c)
+		if h == "" {
+			continue
+		}
+		for _, t := range targets {
+			if hostOf(t) == h {
+				return t
+			}
+		}
+	}
+	for _, c := range cands {
+		if c != "" {
+			return c
+		}
+	}
+	return ""
+}
+
+func hostOf(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !strings.Contains(s, "://") {
+		s = "x://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+}

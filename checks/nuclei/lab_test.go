@@ -1,0 +1,124 @@
+package nuclei_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/nuclei"
+	"github.com/nhsx/posture/scanner/lab"
+)
+
+// TestMain builds the worker (a posture binary) once, unless WorkerEnv
+// names one already (make test builds bin/posture first).
+func TestMain(m *testing.M) {
+	if os.Getenv(nuclei.WorkerEnv) == "" {
+		dir, err := os.MkdirTemp("", "posture-worker-test-*")
+		if err != nil {
+			panic(err)
+		}
+		bin := filepath.Join(dir, "posture")
+		cmd := exec.Command("go", "build", "-o", bin, "../../cmd/posture")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build the nuclei worker:", err)
+			os.Exit(1)
+		}
+		os.Setenv(nuclei.WorkerEnv, bin)
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+var (
+	labOnce sync.Once
+	theLab  *lab.Lab
+	labErr  error
+)
+
+func sharedLab(t testing.TB) *lab.Lab {
+	labOnce.Do(func() { theLab, labErr = lab.Start(context.Background(), lab.Config{}) })
+	if labErr != nil {
+		t.Fatal(labErr)
+	}
+	return theLab
+}
+
+// collectAll runs c on every host at once (one batch) and returns each
+// host's findings by id.
+func collectAll(t testing.TB, c check.Check, env *check.Env, pol *check.Policy, hosts []string) map[string]map[string]check.Finding {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	out := map[string]map[string]check.Finding{}
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			a := check.Asset{Kind: check.KindHost, Name: h}
+			ev, _ := c.Collect(ctx, env, a)
+			fs := c.Evaluate(ev, pol)
+			mu.Lock()
+			defer mu.Unlock()
+			out[h] = map[string]check.Finding{}
+			for _, f := range fs {
+				out[h][f.CheckID] = f
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func TestExposureCasesMatchTheirTruth(t *testing.T) {
+	l := sharedLab(t)
+	want := map[string]map[string]check.Outcome{}
+	for _, e := range l.Truth() {
+		if e.Kind != check.KindHost || !strings.HasPrefix(e.Name, "www.lab-exposure-") || !strings.HasPrefix(e.CheckID, "web.") {
+			continue
+		}
+		if !strings.HasPrefix(e.CheckID, "web.exposure.") && !strings.HasPrefix(e.CheckID, "web.takeover.") {
+			continue
+		}
+		if want[e.Name] == nil {
+			want[e.Name] = map[string]check.Outcome{}
+		}
+		want[e.Name][e.CheckID] = e.Outcome
+	}
+	if len(want) < 10 {
+		t.Fatalf("the lab has %d exposure hosts, want at least 10", len(want))
+	}
+	var hosts []string
+	for h := range want {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	r := &nuclei.Runner{}
+	got := collectAll(t, nuclei.NewCheck(r), l.Env(), l.Policy(), hosts)
+	var diffs []string
+	for _, h := range hosts {
+		for id, o := range want[h] {
+			if f := got[h][id]; f.Outcome != o {
+				diffs = append(diffs, fmt.Sprintf("%s %s: got %s (%s), want %s", h, id, f.Outcome, f.Message, o))
+			}
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Errorf("%d verdicts differ:\n%s", len(diffs), strings.Join(diffs, "\n"))
+	}
+	if n := r.Starts.Load(); n != 1 {
+		t.Errorf("%d worker starts for %d hosts, want 1 batch", n, len(hosts))
+	}
+}
