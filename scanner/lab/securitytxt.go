@@ -256,7 +256,9 @@ func secTxtExpectHost(host string, h *Host, tls13 bool) (present, valid check.Ou
 	// A handler that states what the scanner finds on its host
 	// (hostile.go's) and never lets a response head through there (drip:
 	// web.https.available unknown) leaves the file unknown too.
-	if x, ok := hh.(interface{ expect() map[string]check.Outcome }); ok && x.expect()[webcheck.HTTPSAvailable] == check.Unknown {
+	if x, ok := hh.(interface {
+		expect() map[string]check.Outcome
+	}); ok && x.expect()[webcheck.HTTPSAvailable] == check.Unknown {
 		return check.Unknown, check.Unknown
 	}
 	u := "https://" + host + webcheck.SecurityTxtPath
