@@ -234,6 +234,10 @@ func completeSecurityTxt(d *Domain, _ Case, _ Added, _ []Case) {
 	}
 }
 
+// secTxtExpecter is a handler that states what the scanner finds on its
+// host (hostile.go's hostileHandler).
+type secTxtExpecter interface{ expect() map[string]check.Outcome }
+
 // secTxtExpectHost derives the two outcomes on host from the lab host
 // that serves it, as webExpectHost does for web.https: not a web server
 // or no HTTPS (443 refused: web.https.available judges that) is n/a; a
@@ -256,9 +260,7 @@ func secTxtExpectHost(host string, h *Host, tls13 bool) (present, valid check.Ou
 	// A handler that states what the scanner finds on its host
 	// (hostile.go's) and never lets a response head through there (drip:
 	// web.https.available unknown) leaves the file unknown too.
-	if x, ok := hh.(interface {
-		expect() map[string]check.Outcome
-	}); ok && x.expect()[webcheck.HTTPSAvailable] == check.Unknown {
+	if x, ok := hh.(secTxtExpecter); ok && x.expect()[webcheck.HTTPSAvailable] == check.Unknown {
 		return check.Unknown, check.Unknown
 	}
 	u := "https://" + host + webcheck.SecurityTxtPath
