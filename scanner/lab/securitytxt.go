@@ -236,7 +236,9 @@ func completeSecurityTxt(d *Domain, _ Case, _ Added, _ []Case) {
 
 // secTxtExpecter is a handler that states what the scanner finds on its
 // host (hostile.go's hostileHandler).
-type secTxtExpecter interface{ expect() map[string]check.Outcome }
+type secTxtExpecter interface {
+	expect() map[string]check.Outcome
+}
 
 // secTxtExpectHost derives the two outcomes on host from the lab host
 // that serves it, as webExpectHost does for web.https: not a web server
