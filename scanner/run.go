@@ -70,7 +70,43 @@ type Config struct {
 	GitHub  *github.Client
 	// ServiceHTTP reaches configured services (CT, GitHub API).
 	ServiceHTTP *http.Client
+	// Services watches the configured services: a breaker each, one
+	// warning when one is down, the summary's list (nil: Run makes one;
+	// cmd makes it to give the GitHub client its breaker too).
+	Services *Services
+	// Labels are common host labels discovery asks for under every
+	// estate domain (nil: none; cmd: discover.DefaultLabels).
+	Labels []string
+	// Sources find names by other means (GitHub Pages CNAME files).
+	Sources []discover.NameSource
+	// CTRefresh is how often the CT search is full (0: 7 days).
+	CTRefresh time.Duration
 	Options
+}
+
+// ctCacheStore is the store's CT cache (migration 0004); unownedStore its
+// unowned names. Optional: a store without them searches CT in full and
+// keeps no unowned list.
+type ctCacheStore interface {
+	CTEntry(ctx context.Context, domain string) (store.CTEntry, bool, error)
+	PutCTEntry(ctx context.Context, domain string, e store.CTEntry) error
+}
+
+type unownedStore interface {
+	PutUnowned(ctx context.Context, runID int64, us []store.Unowned) error
+	Unowned(ctx context.Context, runID int64) ([]store.Unowned, error)
+}
+
+// ctCache adapts the store's CT cache to discovery's.
+type ctCache struct{ st ctCacheStore }
+
+func (c ctCache) CTEntry(ctx context.Context, domain string) (discover.CTCacheEntry, bool, error) {
+	e, ok, err := c.st.CTEntry(ctx, domain)
+	return discover.CTCacheEntry(e), ok, err
+}
+
+func (c ctCache) PutCTEntry(ctx context.Context, domain string, e discover.CTCacheEntry) error {
+	return c.st.PutCTEntry(ctx, domain, store.CTEntry(e))
 }
 
 // Key identifies "the same command": the estate, the families, the check
@@ -220,6 +256,9 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.Services == nil {
+		c.Services = &Services{Log: c.Log}
+	}
 	cs, keep := Select(c.Checks, c.Families)
 	c.Checks, c.Options.Checks, c.Options.Keep = cs, cs, keep
 	c.DNS = c.DNS.Fresh() // the resolver's cache is per run
@@ -256,9 +295,16 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		}
 	}
 	mx, ns := map[string]bool{}, map[string]bool{}
+	var ctStats discover.CTStats
+	unowned := -1 // not discovered in this attempt: read from the store
 	if len(assets) == 0 {
+		var cache discover.CTCache
+		if cc, ok := st.(ctCacheStore); ok {
+			cache = ctCache{cc}
+		}
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
-			DNS: c.DNS, CTURL: c.CTURL, HTTP: Breaker(c.ServiceHTTP), GitHub: c.GitHub,
+			DNS: c.DNS, CTURL: c.CTURL, HTTP: c.Services.Client("ct", c.ServiceHTTP), GitHub: c.GitHub,
+			CTCache: cache, CTRefresh: c.CTRefresh, Labels: c.Labels, Sources: c.Sources,
 			Kinds: Kinds(cs), Names: wantsNames(cs), Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
 		})
 		if err != nil {
@@ -272,6 +318,21 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		}
 		assets = res.Assets
 		excluded = res.Excluded
+		ctStats, unowned = res.CT, len(res.Unowned)
+		if len(res.Unowned) > 0 {
+			c.Log.Info("names in scope that no estate domain owns (listed, not scanned)", "count", len(res.Unowned))
+		}
+		if us, ok := st.(unownedStore); ok && len(res.Unowned) > 0 {
+			list := make([]store.Unowned, len(res.Unowned))
+			for i, u := range res.Unowned {
+				list[i] = store.Unowned(u)
+			}
+			// Before the assets, as the names: stored assets mark
+			// discovery done.
+			if err := us.PutUnowned(ctx, runID, list); err != nil {
+				return nil, fmt.Errorf("scan: store unowned names: %w", err)
+			}
+		}
 		for h := range res.NSHosts {
 			ns[h] = true
 		}
@@ -308,6 +369,16 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 	stats, err := Scan(ctx, st, runID, assets, c.Options)
 	if stats != nil {
 		stats.Resumed = resumed
+		stats.CT, stats.Unowned = ctStats, unowned
+		if unowned < 0 {
+			stats.Unowned = 0
+			if us, ok := st.(unownedStore); ok {
+				if l, err := us.Unowned(ctx, runID); err == nil {
+					stats.Unowned = len(l)
+				}
+			}
+		}
+		stats.Unavailable = c.Services.Down()
 		stats.Excluded = guard.Skipped()
 		for _, n := range excluded {
 			stats.Excluded[n]++
@@ -391,7 +462,7 @@ func (c *Config) newEnv(mx map[string]bool, names map[string][]string) (*check.E
 	env.Services = map[string]check.Service{}
 	if c.RDAPURL != "" {
 		if u, err := url.Parse(c.RDAPURL); err == nil && c.ServiceHTTP != nil {
-			env.Services["rdap"] = check.Service{URL: u, Client: Breaker(c.ServiceHTTP)}
+			env.Services["rdap"] = check.Service{URL: u, Client: c.Services.Client("rdap", c.ServiceHTTP)}
 		}
 	}
 	if c.EHLOName != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/scanner/discover"
 	"github.com/nhsx/posture/scanner/store"
 )
 
@@ -56,6 +57,13 @@ type Stats struct {
 	// Excluded are the excluded names (scope.exclude) the run did not
 	// contact although something led to them, with the refusal count.
 	Excluded map[string]int
+	// Unavailable are the configured services (ct, rdap, github) found
+	// down in the run, with their first failure: their sources left gaps.
+	Unavailable map[string]string
+	// Unowned counts the names in scope that no estate domain owns.
+	Unowned int
+	// CT sums up discovery's CT searches (zero on a resume).
+	CT discover.CTStats
 }
 
 // Job is one check on one asset.

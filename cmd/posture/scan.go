@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v60/github"
+	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/nhsx/posture/checks"
@@ -20,6 +21,7 @@ import (
 	"github.com/nhsx/posture/checks/dnscheck"
 	"github.com/nhsx/posture/checks/dnsq"
 	"github.com/nhsx/posture/scanner"
+	"github.com/nhsx/posture/scanner/discover"
 	"github.com/nhsx/posture/scanner/estate"
 	"github.com/nhsx/posture/scanner/store"
 )
@@ -37,6 +39,8 @@ type scanFlags struct {
 	githubTokenEnv, githubAPI, ctURL     string
 	rdapURL                              string
 	trustAnchor                          string
+	labels                               []string
+	ctRefresh                            time.Duration
 }
 
 func scanCmd(g *globals) *cobra.Command {
@@ -86,6 +90,8 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.githubTokenEnv, "github-token-env", "GITHUB_TOKEN", "environment variable holding a GitHub token")
 	fl.StringVar(&f.githubAPI, "github-api", "https://api.github.com/", "GitHub REST API base URL")
 	fl.StringVar(&f.ctURL, "ct-url", "https://crt.sh/", "Certificate Transparency search (crt.sh JSON); empty: no CT discovery")
+	fl.StringSliceVar(&f.labels, "discover-labels", discover.DefaultLabels, "host labels asked for in DNS under every estate domain (label.<domain>); empty: none")
+	fl.DurationVar(&f.ctRefresh, "ct-refresh", 7*24*time.Hour, "how often the CT search is full (expired certificates included); runs in between ask only for current certificates and add their names to the cached ones")
 	fl.StringVar(&f.rdapURL, "rdap-url", "", "RDAP service base URL for domain expiry and registrar lock (e.g. https://rdap.nominet.uk/uk/); empty: those checks are unknown")
 	return c
 }
@@ -132,7 +138,24 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		}
 	}
 	svc := scanner.ServiceClient(nil)
-	gh, err := githubClient(svc, f.githubAPI, os.Getenv(f.githubTokenEnv))
+	if f.ctRefresh < 0 {
+		return nil, usagef("--ct-refresh must not be negative")
+	}
+	var labels []string
+	for _, l := range f.labels {
+		l = strings.ToLower(strings.TrimSpace(l))
+		if l == "" {
+			continue
+		}
+		if _, ok := dns.IsDomainName(l); !ok || strings.Contains(l, ".") || len(l) > 63 {
+			return nil, usagef("--discover-labels %q: want DNS labels", l)
+		}
+		labels = append(labels, l)
+	}
+	// One breaker per configured service, for the run: a GitHub API that
+	// is down costs one timeout, as a CT or RDAP service does.
+	services := &scanner.Services{Log: g.log}
+	gh, err := githubClient(services.Client("github", svc), f.githubAPI, os.Getenv(f.githubTokenEnv))
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +163,8 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
 		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM, TrustAnchors: anchors,
 		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
-		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc,
+		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc, Services: services,
+		Labels: labels, CTRefresh: f.ctRefresh,
 		Options: scanner.Options{
 			Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
 			Log: g.log, Progress: progressBar(g.stderr),
@@ -249,6 +273,17 @@ func printStats(w io.Writer, s *scanner.Stats, db string) {
 		}
 		sort.Strings(names)
 		fmt.Fprintf(w, "not contacted (scope.exclude): %s\n", strings.Join(names, ", "))
+	}
+	if len(s.Unavailable) > 0 {
+		names := make([]string, 0, len(s.Unavailable))
+		for n, err := range s.Unavailable {
+			names = append(names, fmt.Sprintf("%s (%s)", n, err))
+		}
+		sort.Strings(names)
+		fmt.Fprintf(w, "discovery sources unavailable (skipped for the rest of the run): %s\n", strings.Join(names, "; "))
+	}
+	if s.Unowned > 0 {
+		fmt.Fprintf(w, "unowned names (in scope, no estate domain owns them; listed, not scanned): %d\n", s.Unowned)
 	}
 }
 

@@ -28,7 +28,8 @@ import (
 // capped answer is an arbitrary subset, not the first or newest rows);
 // exclude=expired drops certificates whose notAfter has passed (inside the
 // limit); deduplicate=Y drops a certificate whose precertificate is listed
-// (the same serial, issuer and TBS); excludeCAs=<ids> drops issuers inside
+// (the same serial, issuer and TBS: the same names, so always asked);
+// excludeCAs=<ids> drops issuers inside
 // the limit. There is no "since" parameter. Certificate ids are assigned
 // in insertion order, so an id greater than the greatest seen is a
 // certificate crt.sh learnt of since.
@@ -43,8 +44,12 @@ import (
 //
 // A capped answer (rows' result_count adding up to the cap) is split: one
 // query per label seen directly under the queried domain (%.<label>.<d>),
-// each under the cap of its own, recursively, within a per-domain budget of
-// queries; what is still capped is reported as truncated.
+// each under the cap of its own, recursively, and the names directly under
+// it asked again for current certificates only, within a per-domain budget
+// of queries; what is still capped is reported as truncated (names from
+// expired certificates directly under a domain with more than the cap's
+// worth of them cannot be reached: crt.sh has no other partition inside
+// its limit but excludeCAs, which only narrows by complement).
 
 // CTCacheEntry is what the CT cache keeps for one organisational domain.
 type CTCacheEntry struct {
@@ -194,7 +199,7 @@ func (c *ctClient) search(ctx context.Context, dom string) (ctResult, error) {
 func rowNames(r CTRow) []string {
 	var out []string
 	for _, n := range append(strings.Split(r.NameValue, "\n"), r.CommonName) {
-		n = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(n), "."))
+		n = strings.ToLower(strings.TrimRight(strings.TrimSpace(n), "."))
 		if n == "" || len(n) > maxCTNameLen || slices.Contains(out, n) {
 			continue
 		}
@@ -206,8 +211,11 @@ func rowNames(r CTRow) []string {
 	return out
 }
 
-// split asks for %.dom; when the answer is capped, it asks for each label
-// seen directly under dom, recursively, while the budget lasts.
+// split asks for %.dom. A capped answer is an arbitrary subset: the
+// labels it shows directly under dom give smaller queries (%.<label>.<dom>,
+// recursively), and the names directly under dom are asked again for
+// current certificates only; what is still capped is truncated. All
+// within the budget of queries.
 func (c *ctClient) split(ctx context.Context, dom string, current bool, budget *int) ([]CTRow, bool, error) {
 	if *budget <= 0 {
 		return nil, true, nil
@@ -217,15 +225,9 @@ func (c *ctClient) split(ctx context.Context, dom string, current bool, budget *
 	if err != nil {
 		return nil, false, err
 	}
-	var total int64
-	for _, r := range rows {
-		total += max(1, r.ResultCount)
-	}
-	if total < c.rowCap && int64(len(rows)) < c.rowCap {
+	if !c.capped(rows) {
 		return rows, false, nil
 	}
-	// Capped: an arbitrary subset. The labels it shows under dom give
-	// smaller queries; names directly under dom are kept from this answer.
 	var labels []string
 	for _, r := range rows {
 		for _, n := range rowNames(r) {
@@ -260,10 +262,31 @@ func (c *ctClient) split(ctx context.Context, dom string, current bool, budget *
 			return rows[:maxCTRows], true, nil
 		}
 	}
-	if len(labels) == 0 {
+	// The names directly under dom: from current certificates only (a
+	// new certificate is current; expired ones beyond the cap are lost).
+	switch {
+	case current || *budget <= 0:
 		truncated = true
+	default:
+		*budget--
+		cur, err := c.query(ctx, dom, true)
+		if err != nil {
+			return nil, false, err
+		}
+		truncated = truncated || c.capped(cur)
+		rows = append(rows, cur...)
 	}
 	return rows, truncated, nil
+}
+
+// capped says whether an answer reached the row cap (crt.sh counts
+// identity rows: a certificate's result_count).
+func (c *ctClient) capped(rows []CTRow) bool {
+	var total int64
+	for _, r := range rows {
+		total += max(1, r.ResultCount)
+	}
+	return total >= c.rowCap || int64(len(rows)) >= c.rowCap
 }
 
 // query asks once (with retries on 429 and 5xx) for %.dom.
@@ -272,9 +295,10 @@ func (c *ctClient) query(ctx context.Context, dom string, current bool) ([]CTRow
 	q := u.Query()
 	q.Set("q", "%."+dom)
 	q.Set("output", "json")
+	// A precertificate and its certificate name the same names: one row.
+	q.Set("deduplicate", "Y")
 	if current {
 		q.Set("exclude", "expired")
-		q.Set("deduplicate", "Y")
 	}
 	u.RawQuery = q.Encode()
 	select {

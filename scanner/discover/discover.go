@@ -14,6 +14,8 @@ package discover
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -381,11 +383,12 @@ func (d *run) drop(reason string) {
 
 func (d *run) fail(source string, err error) {
 	if isServiceDown(err) {
-		// Said once, by the service's breaker, for the whole run.
+		// Said once, by the service's breaker, for the whole run (and
+		// counted: CTStats.Skipped).
 		d.o.Log.Debug("discovery source skipped: service down", "source", source, "err", err)
-	} else {
-		d.o.Log.Warn("discovery source failed", "source", source, "err", err)
+		return
 	}
+	d.o.Log.Warn("discovery source failed", "source", source, "err", err)
 	d.mu.Lock()
 	d.res.Errors = append(d.res.Errors, source+": "+err.Error())
 	d.mu.Unlock()
@@ -449,7 +452,19 @@ func (d *run) source(ctx context.Context, src NameSource, org estate.Organisatio
 
 // labels asks for label.dom for every configured label: a name that
 // exists (an address or an alias) is a candidate.
+// A domain with a wildcard record answers for every label: its answers
+// say nothing, so none is taken (a random label is asked first).
 func (d *run) labels(ctx context.Context, dom string) {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	probe := "posture-" + hex.EncodeToString(rnd[:]) + "." + dom
+	if addrs, chain, err := d.o.DNS.Addrs(ctx, probe); err != nil || len(addrs) > 0 || len(chain) > 0 {
+		if err == nil {
+			d.o.Log.Info("domain answers for any label (a wildcard): common labels not asked", "domain", dom)
+			d.drop("label under a wildcard")
+		}
+		return
+	}
 	for _, l := range d.o.Labels {
 		l = strings.ToLower(strings.TrimSpace(l))
 		if l == "" {
