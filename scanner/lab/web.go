@@ -48,6 +48,7 @@ func goodPage(name string) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+		hd.Set("Permissions-Policy", webhdrPermissions)
 		if r.URL.Path == "/.well-known/security.txt" {
 			secTxtGoodFile(w, r) // securitytxt.go: a good RFC 9116 file
 			return
