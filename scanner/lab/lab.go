@@ -89,6 +89,7 @@ type Lab struct {
 	infra       map[int]bool // ports of the lab's own services on 127.0.0.1
 	orgs        []labOrg
 	estate      []byte
+	git         gitLab // the git server's repositories (git.go)
 
 	dns      *dnstest.Server
 	resolver *dnsq.Resolver
