@@ -44,11 +44,14 @@ var SecurityTxtIDs = []string{SecurityTxtPresent, SecurityTxtValid}
 // known/security.txt (redirects followed within the estate, the body of
 // the last hop up to 32 KiB), "legacy"?: Chain of https://<host>/security.txt,
 // fetched only when the well-known path answered with a status other than
-// 200 (its body up to 512 bytes)}.
+// 200 (its body up to 512 bytes), "signed"?: the file is OpenPGP-signed}.
 type SecurityTxtEvidence struct {
 	Host      string `json:"host"`
 	WellKnown Chain  `json:"well_known"`
 	Legacy    *Chain `json:"legacy,omitempty"`
+	// Signed: the well-known file's body opens an OpenPGP cleartext
+	// signed message (RFC 9116 §2.3; the signature is not verified).
+	Signed bool `json:"signed,omitempty"`
 }
 
 var (
@@ -102,6 +105,9 @@ func collectSecurityTxt(ctx context.Context, env *check.Env, a check.Asset) (Sec
 	u := url.URL{Scheme: "https", Host: host, Path: SecurityTxtPath}
 	ev.WellKnown.Result, ev.WellKnown.Refused = fetchRefused(ctx, env, u.String(),
 		webfetch.Options{Allowed: allowed, MaxBody: SecurityTxtMaxBytes})
+	if last := ev.WellKnown.Last(); last != nil && last.Body != nil {
+		ev.Signed = ParseSecurityTxt(last.Body.Data).Signed
+	}
 	if last := ev.WellKnown.Last(); ev.WellKnown.End == webfetch.EndFinal && last != nil && last.Status != 200 {
 		u.Path = securityTxtLegacy
 		var legacy Chain

@@ -86,6 +86,8 @@ func TestSecurityTxtVerdicts(t *testing.T) {
 			apex: {nil, secTxtServe(secTxtPlain, secTxtFile(apex))}}, P, P, "", "after 1 redirect from"},
 		{"redirect loop", map[string]site{host: {nil, redirect("https://"+host+SecurityTxtPath, 302)}}, F, N, "", "loop"},
 		{"no port 443", map[string]site{host: {redirect("https://"+host+"/", 301), nil}}, N, N, "", "refuses connections on port 443"},
+		{"signed", map[string]site{host: {nil, secTxtServe(secTxtPlain, "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"+secTxtFile(host)+
+			"-----BEGIN PGP SIGNATURE-----\n\niHUEARYIAB0WIQQ\n=ab12\n-----END PGP SIGNATURE-----\n")}}, P, P, "", "OpenPGP-signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := envFor(t, tc.sites)
@@ -118,6 +120,10 @@ func TestSecurityTxtVerdicts(t *testing.T) {
 			if msg := got[SecurityTxtPresent].Message + " | " + got[SecurityTxtValid].Message; !strings.Contains(msg, tc.msg) {
 				t.Errorf("messages %q lack %q", msg, tc.msg)
 			}
+			var e SecurityTxtEvidence
+			if err := json.Unmarshal(ev.Data, &e); err != nil || e.Signed != (tc.name == "signed") {
+				t.Errorf("evidence signed = %v (%v)", e.Signed, err)
+			}
 			if n := outside.Load(); n != 0 {
 				t.Errorf("%d connections outside the estate", n)
 			}
@@ -142,7 +148,7 @@ func TestSecurityTxtCentralListIsPolicy(t *testing.T) {
 	}
 	c := SecurityTxtCheck()
 	ev, _ := c.Collect(context.Background(), env, check.Asset{Kind: check.KindHost, Name: host, Domain: "example.nhs.uk"})
-	p, err := ParsePolicyForTest("web:\n  securitytxt_central:\n    - " + central + "\n")
+	p, err := secTxtParsePolicy("web:\n  securitytxt_central:\n    - " + central + "\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +165,13 @@ func TestSecurityTxtCentralListIsPolicy(t *testing.T) {
 	}
 }
 
-// ParsePolicyForTest parses a policy with the web section registered.
-func ParsePolicyForTest(y string) (*check.Policy, error) {
+// secTxtParsePolicy parses a policy with the web section registered.
+func secTxtParsePolicy(y string) (*check.Policy, error) {
 	return check.ParsePolicy("test.yaml", []byte(y), []check.Sectioner{Settings})
 }
 
 func TestSecurityTxtPolicyCentralValidation(t *testing.T) {
-	p, err := ParsePolicyForTest("web:\n  securitytxt_central: []\n")
+	p, err := secTxtParsePolicy("web:\n  securitytxt_central: []\n")
 	if err != nil || len(Settings.Get(p).SecurityTxtCentral) != 0 {
 		t.Errorf("an empty list: %v, %v", err, Settings.Get(p).SecurityTxtCentral)
 	}
@@ -173,7 +179,7 @@ func TestSecurityTxtPolicyCentralValidation(t *testing.T) {
 		t.Errorf("default %v", got)
 	}
 	for _, bad := range []string{"http://vdp.example.org/x", "vdp.example.org", "https:///x"} {
-		if _, err := ParsePolicyForTest("web:\n  securitytxt_central: [\"" + bad + "\"]\n"); err == nil {
+		if _, err := secTxtParsePolicy("web:\n  securitytxt_central: [\"" + bad + "\"]\n"); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
