@@ -346,6 +346,9 @@ func evaluateCookies(ev Evidence, at time.Time) check.Finding {
 	outcome := check.Pass
 	var problems, notes []string
 	judged, clipped := 0, false
+	// The https:// page is usually a hop of both chains: judge a cookie
+	// from one URL once.
+	seen := map[string]bool{}
 	for _, c := range []*Chain{&ev.HTTP, &ev.HTTPS} {
 		for i := range c.Hops {
 			h := &c.Hops[i]
@@ -355,12 +358,17 @@ func evaluateCookies(ev Evidence, at time.Time) check.Finding {
 			sc := h.Headers["Set-Cookie"]
 			clipped = clipped || sc.Clipped
 			for _, raw := range sc.Values {
+				key := h.URL + "\x00" + raw
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
 				name, _, _ := strings.Cut(raw, "=")
 				name = hdrClip(strings.TrimSpace(strings.SplitN(name, ";", 2)[0]))
 				issues, stored, note := judgeCookie(raw, h, at)
 				if !stored {
 					if len(notes) < 3 {
-						notes = append(notes, fmt.Sprintf("%q from %s %s", name, h.URL, note))
+						notes = append(notes, fmt.Sprintf("%q from %s %s", name, hdrClip(h.URL), note))
 					}
 					continue
 				}
@@ -373,7 +381,7 @@ func evaluateCookies(ev Evidence, at time.Time) check.Finding {
 					for _, is := range issues {
 						ts = append(ts, is.text)
 					}
-					problems = append(problems, fmt.Sprintf("%q from %s: %s", name, h.URL, strings.Join(ts, ", ")))
+					problems = append(problems, fmt.Sprintf("%q from %s: %s", name, hdrClip(h.URL), strings.Join(ts, ", ")))
 				}
 			}
 		}
@@ -391,10 +399,17 @@ func evaluateCookies(ev Evidence, at time.Time) check.Finding {
 		x.Message = "no cookie is set on the front page's http:// and https:// chains" + tail
 	case outcome == check.Pass:
 		x.Outcome = check.Pass
-		x.Message = fmt.Sprintf("the %d cookies set are Secure, and session cookies HttpOnly and SameSite Lax or Strict", judged) + tail
+		x.Message = fmt.Sprintf("%s set, all Secure, and session cookies HttpOnly and SameSite Lax or Strict", cookieCount(judged)) + tail
 	default:
 		x.Outcome = outcome
-		x.Message = fmt.Sprintf("%d cookies set; %s", judged, strings.Join(problems, "; ")) + tail
+		x.Message = fmt.Sprintf("%s set; %s", cookieCount(judged), strings.Join(problems, "; ")) + tail
 	}
 	return x
+}
+
+func cookieCount(n int) string {
+	if n == 1 {
+		return "1 cookie"
+	}
+	return fmt.Sprintf("%d cookies", n)
 }

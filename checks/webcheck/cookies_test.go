@@ -117,7 +117,7 @@ func TestCookieVerdicts(t *testing.T) {
 		wantInMessage string
 	}{
 		{"no cookies", nil, nil, check.Pass, "no cookie"},
-		{"good session cookie", nil, []string{"__Host-sid=1; Secure; HttpOnly; SameSite=Lax; Path=/"}, check.Pass, ""},
+		{"good session cookie, judged once", nil, []string{"__Host-sid=1; Secure; HttpOnly; SameSite=Lax; Path=/"}, check.Pass, "1 cookie set"},
 		{"persistent non-auth cookie needs only Secure", nil, []string{"theme=dark; Secure; Max-Age=86400"}, check.Pass, ""},
 		{"cookie without Secure", nil, []string{"theme=dark; Max-Age=86400"}, check.Fail, "no Secure"},
 		{"session cookie without HttpOnly", nil, []string{"JSESSIONID=1; Secure; SameSite=Strict"}, check.Fail, "HttpOnly"},

@@ -114,9 +114,9 @@ func hdrFinal(ev Evidence) (*webfetch.Hop, check.Outcome, string, string) {
 		if class == "" {
 			class = string(check.ErrOther)
 		}
-		return nil, check.Unknown, class, fmt.Sprintf("could not tell: the HTTPS chain failed at %s (%s stage, %s)", last.URL, last.Stage, class)
+		return nil, check.Unknown, class, fmt.Sprintf("could not tell: the HTTPS chain failed at %s (%s stage, %s)", hdrClip(last.URL), last.Stage, class)
 	}
-	msg := fmt.Sprintf("the HTTPS chain shows no page of this host to judge: it ends (%s) after %s", c.End, last.URL)
+	msg := fmt.Sprintf("the HTTPS chain shows no page of this host to judge: it ends (%s) after %s", c.End, hdrClip(last.URL))
 	if c.Next != "" {
 		msg += fmt.Sprintf(" answered %d with a redirect to %s, not followed", last.Status, hdrClip(c.Next))
 	}
@@ -166,7 +166,7 @@ func hdrRule(id string) string {
 
 // hdrWhere names the judged response in a message.
 func hdrWhere(h *webfetch.Hop) string {
-	s := fmt.Sprintf("%s (%d)", h.URL, h.Status)
+	s := fmt.Sprintf("%s (%d)", hdrClip(h.URL), h.Status)
 	if !h.TLS {
 		s += ", reached over plain HTTP,"
 	}
