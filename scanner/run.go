@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,6 +82,9 @@ type Config struct {
 	Sources []discover.NameSource
 	// CTRefresh is how often the CT search is full (0: 7 days).
 	CTRefresh time.Duration
+	// NoAXFR stops discovery asking the estate's name servers for zone
+	// transfers (on by default: a server that refuses costs one exchange).
+	NoAXFR bool
 	Options
 }
 
@@ -302,8 +306,25 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 		if cc, ok := st.(ctCacheStore); ok {
 			cache = ctCache{cc}
 		}
+		var dial func(ctx context.Context, network, addr string) (net.Conn, error)
+		if !c.NoAXFR {
+			// Discovery dials only the estate domains' name servers (and
+			// their SOA primary) for zone transfers: allowed as the DNS
+			// checks' are, under the guard's address rules and per-IP cap;
+			// excluded names never.
+			dial = (&scope.Guard{
+				InScope:        func(string) bool { return true },
+				Excluded:       c.Estate.Excluded,
+				AllowPrivate:   c.AllowPrivate,
+				DNS:            c.DNS,
+				Dial:           c.Dial,
+				PerIP:          c.PerIP,
+				ConnectTimeout: c.ConnectTimeout,
+			}).DialContext
+		}
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
-			DNS: c.DNS, CTURL: c.CTURL, HTTP: c.Services.Client("ct", c.ServiceHTTP), GitHub: c.GitHub,
+			Dial: dial,
+			DNS:  c.DNS, CTURL: c.CTURL, HTTP: c.Services.Client("ct", c.ServiceHTTP), GitHub: c.GitHub,
 			CTCache: cache, CTRefresh: c.CTRefresh, Labels: c.Labels, Sources: c.Sources,
 			Kinds: Kinds(cs), Names: wantsNames(cs), Concurrency: c.Concurrency, Log: c.Log, AllowPrivate: c.AllowPrivate,
 		})

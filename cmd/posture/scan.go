@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-github/v60/github"
-	"github.com/miekg/dns"
 	"github.com/spf13/cobra"
 
 	"github.com/nhsx/posture/checks"
@@ -41,6 +40,7 @@ type scanFlags struct {
 	trustAnchor                          string
 	labels                               []string
 	ctRefresh                            time.Duration
+	axfr                                 bool
 }
 
 func scanCmd(g *globals) *cobra.Command {
@@ -91,6 +91,7 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.githubAPI, "github-api", "https://api.github.com/", "GitHub REST API base URL")
 	fl.StringVar(&f.ctURL, "ct-url", "https://crt.sh/", "Certificate Transparency search (crt.sh JSON); empty: no CT discovery")
 	fl.StringSliceVar(&f.labels, "discover-labels", discover.DefaultLabels, "host labels asked for in DNS under every estate domain (label.<domain>); empty: none")
+	fl.BoolVar(&f.axfr, "discover-axfr", true, "ask the estate domains' name servers (and SOA primary) for zone transfers; a server that allows one gives the zone's names")
 	fl.DurationVar(&f.ctRefresh, "ct-refresh", 7*24*time.Hour, "how often the CT search is full (expired certificates included); runs in between ask only for current certificates and add their names to the cached ones")
 	fl.StringVar(&f.rdapURL, "rdap-url", "", "RDAP service base URL for domain expiry and registrar lock (e.g. https://rdap.nominet.uk/uk/); empty: those checks are unknown")
 	return c
@@ -147,8 +148,8 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		if l == "" {
 			continue
 		}
-		if _, ok := dns.IsDomainName(l); !ok || strings.Contains(l, ".") || len(l) > 63 {
-			return nil, usagef("--discover-labels %q: want DNS labels", l)
+		if !validLabel(l) {
+			return nil, usagef("--discover-labels %q: want host name labels (letters, digits, hyphens)", l)
 		}
 		labels = append(labels, l)
 	}
@@ -164,12 +165,25 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM, TrustAnchors: anchors,
 		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
 		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc, Services: services,
-		Labels: labels, CTRefresh: f.ctRefresh,
+		Labels: labels, CTRefresh: f.ctRefresh, NoAXFR: !f.axfr,
 		Options: scanner.Options{
 			Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
 			Log: g.log, Progress: progressBar(g.stderr),
 		},
 	}, nil
+}
+
+// validLabel says whether l is one host name label (RFC 1123 §2.1).
+func validLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for _, c := range l {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // withTrustAnchors sets the dns section's DNSSEC trust anchors from a file

@@ -49,16 +49,19 @@ func startLab(t *testing.T) (*lab.Lab, *estate.Estate) {
 	return l, e
 }
 
-// TestDiscoveryFindsExactlyTheLabsNamesUnderTheirOwners: with CT and the
-// common labels, the names discovery records are exactly the lab's
+// TestDiscoveryFindsExactlyTheLabsNamesUnderTheirOwners: with CT, the
+// common labels and zone transfers, the names discovery records are exactly the lab's
 // in-scope names, each under the lab domain that owns it; every host is
 // owned by that domain's organisation; the names in scope that no domain
 // owns are listed as unowned; nothing outside the scope appears.
 func TestDiscoveryFindsExactlyTheLabsNamesUnderTheirOwners(t *testing.T) {
 	l, e := startLab(t)
 	labels := append(slices.Clone(discover.DefaultLabels), "mta-sts", "dept", "legacy-app")
-	res := labRun(t, l, e, discover.Options{Labels: labels})
-	owned, unowned := l.DiscoveryTruth(labels)
+	res := labRun(t, l, e, discover.Options{Labels: labels, Dial: l.Dial})
+	owned, unowned := l.DiscoveryTruth(labels, true)
+	if len(res.AXFR) == 0 {
+		t.Error("no zone transferred: the lab has a name server that transfers to anyone")
+	}
 
 	got := map[string]string{}
 	for dom, ns := range res.Names {

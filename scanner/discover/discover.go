@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -72,6 +73,9 @@ type Options struct {
 	// Sources find names for an organisation by other means (GitHub Pages
 	// CNAME files …). Their names pass the same scope and owner rules.
 	Sources []NameSource
+	// Dial reaches the estate's name servers for zone transfers (AXFR),
+	// through the scope guard's address rules (nil: no transfer asked).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// GitHub is the API client ("nil" = no repository discovery).
 	GitHub *github.Client
 	// Kinds are the asset kinds the selected collectors target: discovery
@@ -152,6 +156,9 @@ type Result struct {
 	Unowned []Unowned
 	// CT sums up the CT searches.
 	CT CTStats
+	// AXFR are the estate domains whose zone a name server transferred
+	// (their names are discovered; dns.axfr-open judges the server).
+	AXFR []string
 }
 
 // CTStats sums up a run's CT searches.
@@ -284,6 +291,9 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 			if len(o.Labels) > 0 {
 				g.Go(func() error { d.labels(gctx, dom); return nil })
 			}
+			if o.Dial != nil {
+				g.Go(func() error { d.axfr(gctx, dom); return nil })
+			}
 		}
 		if names {
 			for _, src := range o.Sources {
@@ -334,6 +344,7 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
 	d.finishUnowned()
+	sort.Strings(d.res.AXFR)
 	sort.Slice(d.res.Assets, func(i, j int) bool { return d.res.Assets[i].Key() < d.res.Assets[j].Key() })
 	return d.res, nil
 }

@@ -326,14 +326,17 @@ func (l *Lab) startCT() error {
 }
 
 // DiscoveryTruth is what a correct discovery of the lab finds when it
-// searches CT and asks labels in DNS: owned maps every name in scope that
+// searches CT, asks labels in DNS and (axfr) asks the domains' name servers
+// for zone transfers: owned maps every name in scope that
 // a lab domain owns to that domain (the longest lab domain it is at or
 // under): each domain's apex and www, its CT names (a wildcard's "*."
 // removed) and label.<domain> for the labels the lab DNS answers (an
-// address or an alias; none under a wildcard); unowned are the CT names
+// address or an alias; none under a wildcard), and with axfr the owner
+// names of the zones NSXfr transfers (host names: no "_"); unowned are
+// the CT names
 // in scope that no lab domain owns. Names outside the scope (OutsideName)
 // and the names the estate excludes are in neither.
-func (l *Lab) DiscoveryTruth(labels []string) (owned map[string]string, unowned []string) {
+func (l *Lab) DiscoveryTruth(labels []string, axfr bool) (owned map[string]string, unowned []string) {
 	var exclude []string
 	for _, d := range l.domains {
 		exclude = append(exclude, d.Exclude...)
@@ -372,10 +375,16 @@ func (l *Lab) DiscoveryTruth(labels []string) (owned map[string]string, unowned 
 			}
 		}
 		answers := map[string]bool{}
+		xfr := axfr && slices.Contains(d.Records, rr(d.Name, "NS", NSXfr+"."))
 		for _, r := range d.Records {
-			switch o, t := ownerType(r); t {
+			o, t := ownerType(r)
+			o = strings.TrimSuffix(o, ".")
+			switch t {
 			case "A", "AAAA", "CNAME":
-				answers[strings.TrimSuffix(o, ".")] = true
+				answers[o] = true
+			}
+			if xfr && under(o, d.Name) && !strings.Contains(o, "_") && !strings.HasPrefix(o, "*.") {
+				note(o)
 			}
 		}
 		if answers["*."+d.Name] {
