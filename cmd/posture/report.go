@@ -130,10 +130,10 @@ func reportCmd(g *globals) *cobra.Command {
 }
 
 func exportCmd(g *globals) *cobra.Command {
-	var db, out, format string
+	var db, out, format, repoName string
 	c := &cobra.Command{
 		Use:   "export",
-		Short: "Export the newest run's findings as JSON Lines or CSV",
+		Short: "Export the newest run's findings as JSON Lines, CSV or SARIF (repositories, for GitHub code scanning)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -143,8 +143,12 @@ func exportCmd(g *globals) *cobra.Command {
 				write = reports.WriteJSONL
 			case "csv":
 				write = reports.WriteCSV
+			case "sarif":
 			default:
-				return usagef("--format %q: want jsonl or csv", format)
+				return usagef("--format %q: want jsonl, csv or sarif", format)
+			}
+			if repoName != "" && format != "sarif" {
+				return usagef("--repo is for --format sarif")
 			}
 			st, err := openExisting(ctx, db)
 			if err != nil {
@@ -155,6 +159,11 @@ func exportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if format == "sarif" {
+				if write, err = sarifWriter(ctx, st, id, repoName); err != nil {
+					return err
+				}
+			}
 			fs, err := storeSource{st}.Findings(ctx, id)
 			if err != nil {
 				return err
@@ -163,7 +172,8 @@ func exportCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
-	c.Flags().StringVar(&format, "format", "jsonl", "jsonl or csv")
+	c.Flags().StringVar(&format, "format", "jsonl", "jsonl, csv or sarif")
+	c.Flags().StringVar(&repoName, "repo", "", "with --format sarif: only this repository (owner/name)")
 	c.Flags().StringVarP(&out, "output", "o", "-", "output file")
 	return c
 }
