@@ -239,7 +239,8 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 	}
 	d := &run{o: o, e: e, res: &Result{Dropped: map[string]int{}, MXHosts: map[string]bool{}, NSHosts: map[string]bool{}, Names: map[string][]string{}},
 		seen: map[string]bool{}, sem: make(chan struct{}, o.Concurrency),
-		cands: map[string]string{}, via: map[string]string{}, resolved: map[string]resolution{}, unowned: map[string]Unowned{}, infra: map[string]bool{}}
+		cands: map[string]string{}, via: map[string]string{}, resolved: map[string]resolution{}, unowned: map[string]Unowned{}, infra: map[string]bool{},
+		classified: map[string]bool{}, byDom: map[string][]found{}}
 	want := func(k check.Kind) bool { return o.Kinds == nil || o.Kinds[k] }
 	names := want(check.KindHost) || want(check.KindZone) || (o.Names && want(check.KindDomain))
 
@@ -308,6 +309,12 @@ func Run(ctx context.Context, e *estate.Estate, o Options) (*Result, error) {
 		return nil, fmt.Errorf("discover: %w", err)
 	}
 	byDomain := d.classify()
+	if want(check.KindHost) {
+		// CNAME chains: a name the aliases lead to that an estate
+		// domain owns is that domain's name.
+		d.chase(ctx, byDomain)
+		byDomain = d.classify()
+	}
 
 	// Phase 2: per estate domain, its names (hosts, zones) and mail hosts.
 	g, gctx = errgroup.WithContext(ctx)
@@ -365,6 +372,10 @@ type run struct {
 	// resolved are the label probes' answers, reused by hosts.
 	resolved map[string]resolution
 	unowned  map[string]Unowned
+	// classified are the raw candidates classify has seen; byDom what it
+	// gave each estate domain.
+	classified map[string]bool
+	byDom      map[string][]found
 	// infra are the MX and name-server hosts of estate domains (and of
 	// zones below them): not unowned names.
 	infra map[string]bool
@@ -508,26 +519,28 @@ func cleanName(n string) string {
 // classify gives every candidate to its owner (the longest matching
 // estate domain): domain → names with their source. A name out of scope
 // is dropped; one in scope without an owner is unowned.
+// Candidates already classified are not again (it is called once more
+// after the CNAME chase).
 func (d *run) classify() map[string][]found {
-	out := map[string][]found{}
-	seen := map[string]bool{}
+	out := d.byDom
 	raw := slices.Sorted(func(yield func(string) bool) {
 		for n := range d.cands {
-			if !yield(n) {
+			if !d.classified[n] && !yield(n) {
 				return
 			}
 		}
 	})
 	for _, r := range raw {
+		d.classified[r] = true
 		n := cleanName(r)
 		switch {
 		case n == "":
 			d.drop("not a host name")
 			continue
-		case seen[n]:
+		case d.classified["\x00"+n]:
 			continue
 		}
-		seen[n] = true
+		d.classified["\x00"+n] = true
 		if !d.e.InScope(n) {
 			d.drop("outside the scope")
 			continue
@@ -543,6 +556,62 @@ func (d *run) classify() map[string][]found {
 }
 
 type found struct{ name, source string }
+
+// chase resolves the names each estate domain owns (at most MaxPerDomain
+// each, the apex and www first, as hosts will) and makes the names their
+// CNAME chains pass through that another estate domain owns candidates of
+// that domain ("cname"). The answers are kept for hosts.
+func (d *run) chase(ctx context.Context, byDomain map[string][]found) {
+	follow := func(n string, chain []string) {
+		for _, c := range chain {
+			if c = cleanName(c); c != "" && c != n && d.e.InScope(c) {
+				if o, _ := d.e.Owner(c); o != nil {
+					d.candidate(c, "cname", n)
+				}
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(d.o.Concurrency)
+	for _, org := range d.e.Organisations {
+		for _, dom := range org.Domains {
+			if !d.e.InScope(dom) {
+				continue
+			}
+			names := []string{dom, "www." + dom}
+			for _, f := range byDomain[dom] {
+				if len(names) >= d.o.MaxPerDomain {
+					break
+				}
+				names = append(names, f.name)
+			}
+			for _, n := range names {
+				d.mu.Lock()
+				r, done := d.resolved[n]
+				if !done {
+					d.resolved[n] = resolution{err: errPending}
+				}
+				d.mu.Unlock()
+				if done {
+					follow(n, r.chain) // a label's, asked before
+					continue
+				}
+				g.Go(func() error {
+					var r resolution
+					r.addrs, r.chain, r.err = d.o.DNS.Addrs(gctx, n)
+					d.mu.Lock()
+					d.resolved[n] = r
+					d.mu.Unlock()
+					follow(n, r.chain)
+					return nil
+				})
+			}
+		}
+	}
+	g.Wait()
+}
+
+var errPending = errors.New("resolution pending")
 
 func (d *run) unown(n, source, via string) {
 	d.mu.Lock()

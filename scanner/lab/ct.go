@@ -332,8 +332,9 @@ func (l *Lab) startCT() error {
 // under): each domain's apex and www, its CT names (a wildcard's "*."
 // removed) and label.<domain> for the labels the lab DNS answers (an
 // address or an alias; none under a wildcard), and with axfr the owner
-// names of the zones NSXfr transfers (host names: no "_"); unowned are
-// the CT names
+// names of the zones NSXfr transfers (host names: no "_"), and the names
+// in scope that a lab domain owns which those names' CNAME chains lead to
+// (as discovery with host checks follows them); unowned are the CT names
 // in scope that no lab domain owns. Names outside the scope (OutsideName)
 // and the names the estate excludes are in neither.
 func (l *Lab) DiscoveryTruth(labels []string, axfr bool) (owned map[string]string, unowned []string) {
@@ -393,6 +394,22 @@ func (l *Lab) DiscoveryTruth(labels []string, axfr bool) (owned map[string]strin
 		for _, lb := range labels {
 			if n := lb + "." + d.Name; answers[n] && !slices.Contains(d.Drop, n) {
 				note(n)
+			}
+		}
+	}
+	cname := map[string]string{}
+	for _, d := range l.domains {
+		for _, r := range d.Records {
+			if o, t := ownerType(r); t == "CNAME" {
+				f := strings.Fields(r)
+				cname[strings.TrimSuffix(o, ".")] = strings.ToLower(strings.TrimSuffix(f[len(f)-1], "."))
+			}
+		}
+	}
+	for _, n := range slices.Collect(maps.Keys(owned)) {
+		for t, i := cname[n], 0; t != "" && i < 8; t, i = cname[t], i+1 {
+			if inScope(t) && owner(t) != "" {
+				owned[t] = owner(t)
 			}
 		}
 	}
