@@ -75,6 +75,9 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		return err
 	}
 	defer st.Close()
+	if err := useSecretKey(dbPath); err != nil {
+		return err
+	}
 
 	svc := scanner.ServiceClient(l.Dial)
 	gh, err := githubClient(svc, l.GitHubURL, "")

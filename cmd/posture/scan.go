@@ -65,6 +65,9 @@ func scanCmd(g *globals) *cobra.Command {
 			}
 			defer st.Close()
 			stats, err := scanner.Run(cmd.Context(), st, *cfg)
+			if err := useSecretKey(f.db); err != nil {
+				return err
+			}
 			if stats != nil {
 				printStats(g.stdout, stats, f.db)
 			}
