@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -458,5 +459,43 @@ func TestSecretsRepositoryAllowlistsApplyAsGitleaksAppliesThem(t *testing.T) {
 				t.Errorf("github-pat findings %d, silenced want %v", pat, tc.silenced)
 			}
 		})
+	}
+}
+
+func TestSecretsKeyFileIsMadeOnceAndKeptPrivate(t *testing.T) {
+	path := SecretKeyPath(t.TempDir() + "/posture.db")
+	k1, err := LoadSecretKey(path)
+	if err != nil || len(k1) != secretKeyBytes {
+		t.Fatalf("%d bytes, %v", len(k1), err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v", st.Mode(), err)
+	}
+	k2, err := LoadSecretKey(path)
+	if err != nil || string(k1) != string(k2) {
+		t.Fatal("the key changed on reload")
+	}
+	os.WriteFile(path, []byte("short"), 0o600)
+	if _, err := LoadSecretKey(path); err == nil {
+		t.Error("a 5-byte key is accepted")
+	}
+	if err := SetSecretKey([]byte("short")); err == nil {
+		t.Error("SetSecretKey accepts a 5-byte key")
+	}
+}
+
+func TestSecretsCloneLeavesNoTemporaryFiles(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	gh := newFakeGitHub(t)
+	commits, side := testHistory()
+	gh.add(t, "lab-x/r", "main", commits, side)
+	if e, _, _ := collectAndJudge(t, gh.env(), "lab-x/r"); e.LeaksTotal != 3 || e.PackBytes == 0 {
+		t.Fatalf("%d leaks, %d pack bytes", e.LeaksTotal, e.PackBytes)
+	}
+	left, _ := os.ReadDir(tmp)
+	if len(left) != 0 {
+		t.Errorf("the scan left %d entries in the temporary directory", len(left))
 	}
 }
