@@ -74,3 +74,17 @@ type Source interface {
 	// previous run, passing now), for "what you fixed".
 	Resolved(ctx context.Context, runID int64) ([]Finding, error)
 }
+
+// UnownedSource is a Source that also lists the names a run's discovery
+// found in scope that no estate domain owns (optional).
+type UnownedSource interface {
+	Unowned(ctx context.Context, runID int64) ([]Unowned, error)
+}
+
+// Unowned is a name in scope that no estate domain owns: found, not
+// scanned. Source says how (ct, cname, pages …), Via what led to it.
+type Unowned struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Via    string `json:"via"`
+}

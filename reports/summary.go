@@ -195,6 +195,10 @@ type Summary struct {
 	Trend []TrendPoint `json:"trend"`
 	// Findings are every finding of the run.
 	Findings []Finding `json:"-"`
+	// Unowned are the first maxUnowned names in scope that no estate
+	// domain owns (UnownedSource); UnownedTotal counts them all.
+	Unowned      []Unowned `json:"unowned,omitempty"`
+	UnownedTotal int       `json:"unowned_total,omitempty"`
 
 	byCode map[string]*OrgSummary
 	parent map[string]string
@@ -357,8 +361,18 @@ func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, 
 	s.listChecks(catalogue)
 	s.listFindings(o.MaxRisks)
 	s.Standards = s.compliance(cur)
+	if us, ok := src.(UnownedSource); ok {
+		if s.Unowned, err = us.Unowned(ctx, s.Run.ID); err != nil {
+			return nil, fmt.Errorf("reports: unowned names: %w", err)
+		}
+		s.UnownedTotal = len(s.Unowned)
+		s.Unowned = s.Unowned[:min(len(s.Unowned), maxUnowned)]
+	}
 	return s, nil
 }
+
+// maxUnowned bounds the unowned names a summary lists.
+const maxUnowned = 200
 
 // count builds the hierarchy (every declared organisation, plus implicit
 // nodes for owners and parents nobody declares) and counts the reported

@@ -36,6 +36,19 @@ func (s storeSource) Organisations(ctx context.Context) ([]reports.Org, error) {
 	return out, nil
 }
 
+// Unowned lists the run's names in scope that no estate domain owns.
+func (s storeSource) Unowned(ctx context.Context, runID int64) ([]reports.Unowned, error) {
+	us, err := s.st.Unowned(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reports.Unowned, len(us))
+	for i, u := range us {
+		out[i] = reports.Unowned(u)
+	}
+	return out, nil
+}
+
 // changes of a run; an incomplete run has none (nothing to compare yet).
 func (s storeSource) changes(ctx context.Context, runID int64) (map[string]store.Change, error) {
 	cs, err := s.st.Changes(ctx, runID)
