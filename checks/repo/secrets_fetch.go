@@ -154,7 +154,7 @@ func secretsFetch(ctx context.Context, hc *secretsCounting, u *url.URL, branch, 
 		return out, secretsTransportErr(err)
 	}
 	defer resp.Close()
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(32<<20), filesystem.Options{ExclusiveAccess: true})
+	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(8<<20), filesystem.Options{ExclusiveAccess: true})
 	var pack io.Reader = resp
 	switch {
 	case req.Capabilities.Supports(capability.Sideband64k):
