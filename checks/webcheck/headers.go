@@ -25,7 +25,8 @@ const (
 
 // HeaderIDs are the security header and cookie ids web.https emits, on
 // every host.
-var HeaderIDs = []string{HdrCSP, HdrXCTO, HdrFraming, HdrReferrer, HdrPermissions, HdrInfoLeak, HdrDeprecated, Cookies}
+// web.cookies is last; the others are judged on the final page.
+var HeaderIDs = []string{HdrCSP, HdrXCTO, HdrFraming, HdrReferrer, HdrPermissions, HdrInfoLeak, HdrDeprecated, SoftwareOutdated, Cookies}
 
 var (
 	refNHSBSAHeaders = check.Ref{Standard: "NHSBSA playbook", Section: "src/security/security-headers.md (MUST/SHOULD/MUST NOT per header)", Status: "secondary"}
@@ -81,6 +82,14 @@ var headerRules = []check.Meta{
 		Description: "The final response of https://<host>/ sends no Public-Key-Pins (HPKP, which can lock users out: fails), and neither Expect-CT, Public-Key-Pins-Report-Only nor an X-XSS-Protection other than 0 (ignored by current browsers; the old XSS auditor opened leaks: warn).",
 		Remediation: `Remove Public-Key-Pins and Expect-CT, and send "X-XSS-Protection: 0" or nothing; use a Content-Security-Policy instead.`,
 		Standards:   []check.Ref{refNHSBSAHeaders, refGDSWayHeaders}},
+	{ID: SoftwareOutdated, Rule: "software-supported", Title: "Fingerprinted software is supported by its vendor", Severity: check.High,
+		Description: "The final page of https://<host>/ names a product and version in its Server, X-Powered-By or X-AspNet-Version header, or in a <meta name=\"generator\"> of the start of its body (PHP, Apache httpd, nginx, Microsoft IIS, ASP.NET 1.x, WordPress, Drupal, Joomla!). A branch past its vendor's end of life at the scan's date fails, by an embedded table dated " + eolTableDate + " whose source each finding names; a supported branch passes. No version, or one the table cannot place, is not applicable. Known-exploited vulnerabilities are not looked up.",
+		Remediation: "Upgrade to a release branch the vendor still supports, keep it patched, and stop advertising versions (see web.hdr.info-leak).",
+		Standards: []check.Ref{
+			{Standard: "NCSC blog: Improving government, one bit at a time", Section: "Web Check found 593 out-of-date CMS sites", URL: "https://www.ncsc.gov.uk/blog-post/improving-government-one-bit-at-a-time"},
+			{Standard: "NCSC CAF v3.2", Section: "B4.d Vulnerability management", URL: "https://www.ncsc.gov.uk/collection/cyber-assessment-framework", Status: "secondary"},
+			{Standard: "NHS England Software Engineering Quality Framework", Section: `practices/security.md: "Scan running software"`, URL: "https://github.com/NHSDigital/software-engineering-quality-framework/blob/main/practices/security.md"},
+		}},
 	{ID: Cookies, Rule: "cookies-secure", Title: "Cookies are Secure; session cookies HttpOnly and SameSite", Severity: check.Medium,
 		Description: "Every cookie set on any hop of the http:// and https:// chains (redirects included), parsed as browsers do (RFC 6265bis), has Secure; a cookie set over plain HTTP without it fails. Session or authentication cookies (no Expires or Max-Age, or a name such as session, sess, sid, auth, token, jwt, JSESSIONID, PHPSESSID, ASP.NET_SessionId, connect.sid, laravel_session, .AspNetCore.*; CSRF tokens excepted, which scripts must read) also need HttpOnly and SameSite Lax or Strict: SameSite=None fails, no SameSite warns (Chrome defaults to Lax, Firefox and Safari do not). Cookies browsers reject or delete are not judged. No cookies passes. Only the front page's cookies are seen.",
 		Remediation: "Set Secure on every cookie, and HttpOnly and SameSite=Lax (or Strict) on session and authentication cookies; use the __Host- prefix for session cookies.",
@@ -150,7 +159,7 @@ func evaluateHeaders(in check.In[Evidence], avail check.Finding) []check.Finding
 		all(hdrIDs, o, reason, msg)
 	} else {
 		out = append(out, evaluateCSP(h), evaluateXCTO(h), evaluateFraming(h), evaluateReferrer(h),
-			evaluatePermissions(h), evaluateInfoLeak(h), evaluateDeprecated(h))
+			evaluatePermissions(h), evaluateInfoLeak(h), evaluateDeprecated(h), evaluateSoftware(h, in.CollectedAt))
 	}
 	return append(out, evaluateCookies(ev, in.CollectedAt))
 }

@@ -81,3 +81,30 @@ func FuzzSetCookie(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSoftware fingerprints any headers and body: no panic, and a fact
+// names a product of the table with a dotted version.
+func FuzzSoftware(f *testing.F) {
+	f.Add("Apache/2.4.41 (Ubuntu) PHP/7.4.3", "PHP/8.1.2, ASP.NET", `<META Name="Generator" content="WordPress 4.6.1"><meta name=generator content=Drupal>`)
+	f.Add("nginx/1.25.3", "", `<meta name='generator' content='Joomla! 3.9 - x`)
+	f.Add("Microsoft-IIS/8.5", "<script>alert(1)</script>", "<meta <meta name=generator content=\"Drupal 7.1.1.1.1.1\"")
+	at := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, server, powered, body string) {
+		h := http.Header{}
+		h.Add("Server", server)
+		h.Add("X-Powered-By", powered)
+		h.Add("X-AspNet-Version", powered)
+		hop := webfetch.Hop{URL: "https://a.example/", TLS: true, Status: 200, Headers: webfetch.BoundHeaders(h), Body: &webfetch.Body{Data: []byte(body)}}
+		for _, fact := range softwareFromHeaders(hop.Headers) {
+			if _, ok := eolTable[fact.product]; !ok || fact.version == "" || strings.Trim(fact.version, "0123456789.") != "" {
+				t.Fatalf("fact %+v", fact)
+			}
+		}
+		for _, g := range softwareGenerators(hop.Body.Data) {
+			softwareFromGenerator(g)
+		}
+		if m := evaluateSoftware(&hop, at).Message; len(m) > 4096 {
+			t.Fatalf("message of %d bytes", len(m))
+		}
+	})
+}

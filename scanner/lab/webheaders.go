@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,22 +12,23 @@ import (
 	"github.com/nhsx/posture/checks/webcheck"
 )
 
-// webhdrFamily: the lab of the security header ids and web.cookies
-// (webcheck.HeaderIDs, judged by web.https). Each case is a www host whose
-// page at / sends the good page's headers with one thing changed, and
-// states its truth explicitly (webhdrCases: ids not named pass).
+// webhdrFamily: the lab of the security header ids, web.software.outdated
+// and web.cookies (webcheck.HeaderIDs, judged by web.https). Each case is a
+// www host whose page at / sends the good page's headers with one thing
+// changed, and states its truth explicitly (webhdrCases: ids not named
+// pass; web.software.outdated n/a).
 //
-// Its Complete states the eight ids on every other host a scan judges,
+// Its Complete states the family's ids on every other host a scan judges,
 // without the product's parsers: web.https.available as the web family
 // states it (webExpectHost: unknown → unknown, refused or no web server →
 // n/a); otherwise the lab walks the host's own handlers from https://<host>/
 // as the fetcher does (redirects on the domain's hosts followed; out of
 // scope, a loop or ten hops: n/a; a host that cannot answer: unknown) and
 // judges the final page's headers by a small table of what the lab's
-// handlers send (webhdrJudge): a header absent, or goodPage's value. Any
-// other value has no truth here and shows as such in the truth tests: a
-// handler that sends one must be a case of this family, or be added to
-// the table. Cookies: no lab handler but this family's sets one, so every
+// handlers send (webhdrJudge): a header absent, or goodPage's value; no
+// version named (web.software.outdated n/a). Any other value has no truth
+// here and shows as such in the truth tests: a handler that sends one
+// must be a case of this family, or be added to the table. Cookies: no lab handler but this family's sets one, so every
 // other host passes web.cookies.
 var webhdrFamily = Family{Name: "webhdr", Cases: webhdrCases, Complete: completeWebhdr}
 
@@ -44,9 +46,10 @@ var webhdrGood = [][2]string{
 }
 
 // webhdrPage is www.<d>'s page at /: the good page's headers, with each
-// header named in set replaced by set's values for it ("" deletes it);
-// other paths are goodPage's (its security.txt, 404s).
-func webhdrPage(host string, set ...string) http.Handler {
+// header named in set replaced by set's values for it ("" deletes it),
+// and head in the page's <head>; other paths are goodPage's (its
+// security.txt, 404s).
+func webhdrPage(host, head string, set ...string) http.Handler {
 	good := goodPage(host)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -70,7 +73,7 @@ func webhdrPage(host string, set ...string) http.Handler {
 				hd.Add(name, set[i+1])
 			}
 		}
-		fmt.Fprint(w, "<!doctype html><title>lab</title><p>A lab host of posture.</p>\n")
+		fmt.Fprintf(w, "<!doctype html><html><head><title>lab</title>%s</head><body><p>A lab host of posture.</p></body></html>\n", head)
 	})
 }
 
@@ -85,11 +88,12 @@ func webhdrCookieRedirect(host string) http.Handler {
 
 // webhdrCases: one header or cookie changed on a good page each.
 func webhdrCases() []Case {
-	W, F := check.Warn, check.Fail
+	P, W, F := check.Pass, check.Warn, check.Fail
 	type want = map[string]check.Outcome
 	c := func(name string, set []string, w want) Case {
-		return webhdrCase(name, set, nil, w)
+		return webhdrCase(name, "", set, nil, w)
 	}
+	N := check.NA
 	return []Case{
 		c("webhdr-csp-missing", []string{"Content-Security-Policy", ""}, want{webcheck.HdrCSP: F}),
 		c("webhdr-csp-report-only", []string{"Content-Security-Policy", "", "Content-Security-Policy-Report-Only", "default-src 'self'"},
@@ -110,10 +114,15 @@ func webhdrCases() []Case {
 		c("webhdr-xcto-wrong", []string{"X-Content-Type-Options", "nosnif"}, want{webcheck.HdrXCTO: F}),
 		c("webhdr-referrer-unsafe", []string{"Referrer-Policy", "unsafe-url"}, want{webcheck.HdrReferrer: F}),
 		c("webhdr-permissions-missing", []string{"Permissions-Policy", ""}, want{webcheck.HdrPermissions: F}),
-		c("webhdr-server-version", []string{"Server", "nginx/1.25.3"}, want{webcheck.HdrInfoLeak: F}),
-		c("webhdr-powered-by", []string{"X-Powered-By", "PHP/8.1.2"}, want{webcheck.HdrInfoLeak: F}),
+		// nginx 1.25 ended on 2024-05-29, PHP 8.1 on 2025-12-31; Apache
+		// 2.4 is supported.
+		c("webhdr-server-version", []string{"Server", "nginx/1.25.3"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: F}),
+		c("webhdr-powered-by", []string{"X-Powered-By", "PHP/8.1.2"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: F}),
+		c("webhdr-software-current", []string{"Server", "Apache/2.4.62 (Debian)"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: P}),
+		webhdrCase("webhdr-generator-drupal7", `<meta name="Generator" content="Drupal 7 (https://www.drupal.org)">`, nil, nil,
+			want{webcheck.SoftwareOutdated: F}),
 		// Script in a header value is recorded as sent and judged.
-		c("webhdr-script-header", []string{"X-Powered-By", "<script>alert(1)</script>"}, want{webcheck.HdrInfoLeak: F}),
+		c("webhdr-script-header", []string{"X-Powered-By", "<script>alert(1)</script>"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: N}),
 		c("webhdr-hpkp", []string{"Public-Key-Pins", `pin-sha256="d6qzRu9zOECb90Uez27xWltNsj0e1Md7GkYYkVoZWmM="; max-age=5184000`},
 			want{webcheck.HdrDeprecated: F}),
 		c("webhdr-xss-protection", []string{"X-XSS-Protection", "1; mode=block"}, want{webcheck.HdrDeprecated: W}),
@@ -122,23 +131,28 @@ func webhdrCases() []Case {
 		c("webhdr-cookie-no-httponly", []string{"Set-Cookie", "sessionid=abc; Secure; SameSite=Lax"}, want{webcheck.Cookies: F}),
 		c("webhdr-cookie-samesite-none", []string{"Set-Cookie", "sessionid=abc; Secure; HttpOnly; SameSite=None"}, want{webcheck.Cookies: F}),
 		c("webhdr-cookie-no-samesite", []string{"Set-Cookie", "sessionid=abc; Secure; HttpOnly"}, want{webcheck.Cookies: W}),
-		webhdrCase("webhdr-cookie-redirect", nil, webhdrCookieRedirect, want{webcheck.Cookies: F}),
+		webhdrCase("webhdr-cookie-redirect", "", nil, webhdrCookieRedirect, want{webcheck.Cookies: F}),
 	}
 }
 
-// webhdrCase is a www host serving webhdrPage(set) on 443 and http80 (nil:
-// the usual redirect) on 80, and its truth: the ids in w, the rest pass.
-func webhdrCase(name string, set []string, http80 func(host string) http.Handler, w map[string]check.Outcome) Case {
+// webhdrCase is a www host serving webhdrPage(head, set) on 443 and
+// http80 (nil: the usual redirect) on 80, and its truth: the ids in w,
+// the rest pass (web.software.outdated: n/a, no version named).
+func webhdrCase(name, head string, set []string, http80 func(host string) http.Handler, w map[string]check.Outcome) Case {
 	return Case{Name: name, Family: "webhdr", Build: func(d string) Domain {
 		www := "www." + d
-		spec := WebSpec{HTTPS: webhdrPage(www, set...)}
+		spec := WebSpec{HTTPS: webhdrPage(www, head, set...)}
 		if http80 != nil {
 			spec.HTTP = http80(www)
 		}
 		dom := Domain{Name: d, Hosts: []Host{{Name: www, Web: &spec}}}
 		for _, id := range webcheck.HeaderIDs {
 			o, ok := w[id]
-			if !ok {
+			switch {
+			case ok:
+			case id == webcheck.SoftwareOutdated:
+				o = check.NA
+			default:
 				o = check.Pass
 			}
 			dom.Expect = append(dom.Expect, Expect{Kind: check.KindHost, Name: www, CheckID: id, Outcome: o})
@@ -194,7 +208,7 @@ func webhdrHost(d *Domain, n string) *Host {
 	return named(strings.ToLower(d.Addrs[n][0]))
 }
 
-// webhdrExpectHost derives the eight ids on host, given what
+// webhdrExpectHost derives the family's ids on host, given what
 // web.https.available finds there.
 func webhdrExpectHost(d *Domain, host string, h *Host, avail check.Outcome, tls13 bool) map[string]check.Outcome {
 	w := map[string]check.Outcome{}
@@ -216,7 +230,7 @@ func webhdrExpectHost(d *Domain, host string, h *Host, avail check.Outcome, tls1
 	resps, end := webhdrWalk(d, host, "https://"+host+"/", tls13)
 	switch end {
 	case "final":
-		for id, o := range webhdrJudge(resps[len(resps)-1].Header) {
+		for id, o := range webhdrJudge(resps[len(resps)-1]) {
 			w[id] = o
 		}
 	case "unknown":
@@ -304,7 +318,8 @@ func webhdrUnstated(id, name string, values []string) check.Outcome {
 // webhdrJudge is the lab's own judgement of a page's headers, without
 // the product's parsers: a header absent, or the good page's value, has
 // a known verdict (docs/checks.md §1.3); anything else is unstated.
-func webhdrJudge(hd http.Header) map[string]check.Outcome {
+func webhdrJudge(r *http.Response) map[string]check.Outcome {
+	hd := r.Header
 	good := map[string]string{}
 	for _, kv := range webhdrGood {
 		good[kv[0]] = kv[1]
@@ -359,6 +374,22 @@ func webhdrJudge(hd http.Header) map[string]check.Outcome {
 		w[webcheck.HdrDeprecated] = check.Pass
 	} else {
 		w[webcheck.HdrDeprecated] = webhdrUnstated(webcheck.HdrDeprecated, "deprecated headers", nil)
+	}
+	// web.software.outdated: no product/version token ("/" then a digit)
+	// in Server or X-Powered-By, no X-AspNet-Version and no generator in
+	// the page: nothing to judge.
+	w[webcheck.SoftwareOutdated] = check.NA
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	versioned := slices.ContainsFunc(append(hd.Values("Server"), hd.Values("X-Powered-By")...), func(v string) bool {
+		for i := 0; i+1 < len(v); i++ {
+			if v[i] == '/' && v[i+1] >= '0' && v[i+1] <= '9' {
+				return true
+			}
+		}
+		return false
+	})
+	if versioned || !absent("X-AspNet-Version") || strings.Contains(strings.ToLower(string(body)), "generator") {
+		w[webcheck.SoftwareOutdated] = webhdrUnstated(webcheck.SoftwareOutdated, "Server, X-Powered-By, X-AspNet-Version or a generator", hd.Values("Server"))
 	}
 	return w
 }

@@ -17,7 +17,7 @@ import (
 // TestWebhdrTruthHoldsOnEveryHost runs web.https on every host the lab
 // states the header ids for and compares those ids only (the family's
 // slice of TestEveryFamilysTruthHoldsInTheLab, quick to run alone), and
-// checks that every lab host has all eight stated, none of them left
+// checks that every lab host has all of them stated, none of them left
 // without a truth by the lab's own judgement.
 func TestWebhdrTruthHoldsOnEveryHost(t *testing.T) {
 	l, err := lab.Start(context.Background(), lab.Config{})
