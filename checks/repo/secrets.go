@@ -20,8 +20,16 @@ const (
 )
 
 // GitHubService is the configured service (Env.Service) that reaches the
-// GitHub REST API: GitHub.com, GitHub Enterprise or the lab.
-const GitHubService = "github"
+// GitHub REST API: GitHub.com, GitHub Enterprise or the lab. GitService,
+// when configured, is the network the clones take instead of the API's
+// client: the same service without the API token (GitHub's git endpoint
+// does not take the API's Bearer token, and public repositories need
+// none) and without the API's ETag cache. Without it the clone goes
+// through the GitHub service's client.
+const (
+	GitHubService = "github"
+	GitService    = "github-git"
+)
 
 // secretsMaxPack is the most packfile bytes fetched (a variable so that a
 // test can lower it).

@@ -68,7 +68,11 @@ func collectSecrets(ctx context.Context, env *check.Env, a check.Asset) (Secrets
 	}
 	defer os.RemoveAll(dir)
 
-	repo, err := secretsFetch(ctx, secretsGitClient(svc.Client, clone), clone, info.DefaultBranch, dir)
+	gitSvc, ok := env.Service(GitService)
+	if !ok {
+		gitSvc = svc
+	}
+	repo, err := secretsFetch(ctx, secretsGitClient(gitSvc.Client, clone), clone, info.DefaultBranch, dir)
 	if repo != nil {
 		ev.PackBytes, ev.Head = repo.packBytes, repo.head.String()
 		if ev.DefaultBranch == "" {

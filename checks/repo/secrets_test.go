@@ -499,3 +499,39 @@ func TestSecretsCloneLeavesNoTemporaryFiles(t *testing.T) {
 		t.Errorf("the scan left %d entries in the temporary directory", len(left))
 	}
 }
+
+type testBearer struct{ rt http.RoundTripper }
+
+func (b testBearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer api-token")
+	return b.rt.RoundTrip(r)
+}
+
+func TestSecretsClonesWithoutTheAPITokenThroughTheGitService(t *testing.T) {
+	gh := newFakeGitHub(t)
+	gh.add(t, "lab-x/r", "main", []secretsgit.Commit{{Msg: "one", Set: map[string]string{"a": "b\n"}}}, nil)
+	var gitAuth, apiAuth atomic.Int64
+	inner := gh.srv.Config.Handler
+	gh.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				apiAuth.Add(1)
+			} else {
+				gitAuth.Add(1)
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
+	env := gh.env()
+	api := env.Services[GitHubService]
+	env.Services[GitService] = check.Service{URL: api.URL, Client: gh.srv.Client()}
+	api.Client = &http.Client{Transport: testBearer{gh.srv.Client().Transport}}
+	env.Services[GitHubService] = api
+	if _, _, fs := collectAndJudge(t, env, "lab-x/r"); fs[0].Outcome != check.Pass {
+		t.Fatalf("%s: %s", fs[0].Outcome, fs[0].Message)
+	}
+	if apiAuth.Load() == 0 || gitAuth.Load() != 0 {
+		t.Errorf("API requests with a token %d (want some), git requests with one %d (want none)", apiAuth.Load(), gitAuth.Load())
+	}
+}
