@@ -47,8 +47,8 @@ var eolTable = map[string]eolProduct{
 		{"1.27", "2025-06-24"}, {"1.28", ""}, {"1.29", ""}}},
 	"iis": {name: "Microsoft IIS", source: "Microsoft lifecycle of the Windows Server release that ships it (IIS 10.0 ships with several: not judged)", branches: []eolBranch{
 		{"5.0", "2010-07-13"}, {"6.0", "2015-07-14"}, {"7.0", "2020-01-14"}, {"7.5", "2020-01-14"}, {"8.0", "2023-10-10"}, {"8.5", "2023-10-10"}, {"10.0", ""}}},
-	"aspnet": {name: "ASP.NET (.NET Framework)", source: "Microsoft lifecycle of .NET Framework 1.0 and 1.1 (the 2.0.50727 and 4.0.30319 runtimes are shared by supported releases: not judged)", branches: []eolBranch{
-		{"1.0", "2009-07-14"}, {"1.1", "2013-10-08"}}},
+	"aspnet": {name: "ASP.NET (.NET Framework)", source: "Microsoft lifecycle of .NET Framework 1.0 and 1.1 (1.1 SP1 last, with Windows Server 2003; the 2.0.50727 and 4.0.30319 runtimes are shared by supported releases: not judged)", branches: []eolBranch{
+		{"1.0", "2009-07-14"}, {"1.1", "2015-07-14"}}},
 	"wordpress": {name: "WordPress", source: "make.wordpress.org/security: security updates for 4.1 to 4.6 ended on 2022-12-01; later branches still get backports", branches: []eolBranch{
 		{"4.6", "2022-12-01"}, {"4.7", ""}}},
 	"drupal": {name: "Drupal", source: "drupal.org/about/core/policies/core-release-cycles/schedule", branches: []eolBranch{

@@ -36,7 +36,7 @@ func TestSoftwareOutdatedVerdicts(t *testing.T) {
 		{"iis 8.5", []string{"Server", "Microsoft-IIS/8.5"}, "", check.Fail, "2023-10-10"},
 		{"iis 10", []string{"Server", "Microsoft-IIS/10.0"}, "", check.Pass, ""},
 		{"aspnet 4 runtime cannot be told", []string{"X-AspNet-Version", "4.0.30319"}, "", check.NA, "ASP.NET"},
-		{"aspnet 1.1", []string{"X-AspNet-Version", "1.1.4322"}, "", check.Fail, "2013-10-08"},
+		{"aspnet 1.1", []string{"X-AspNet-Version", "1.1.4322"}, "", check.Fail, "2015-07-14"},
 		{"script in headers", []string{"Server", "<script>alert(1)</script>", "X-Powered-By", `"><img src=x onerror=alert(1)>`}, "", check.NA, ""},
 		{"wordpress old", nil, `<html><head><META Name="Generator" content="WordPress 4.6.1"></head>`, check.Fail, "2022-12-01"},
 		{"wordpress current", nil, `<meta name=generator content='WordPress 6.4.2' />`, check.Pass, ""},
