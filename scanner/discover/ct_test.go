@@ -184,3 +184,17 @@ func (c *memCache) PutCTEntry(_ context.Context, d string, e CTCacheEntry) error
 	c.m[d] = e
 	return nil
 }
+
+// FuzzParseRetryAfter: any header value gives a wait of at least zero or
+// -1 (none), never a panic.
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "120", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "9999999999999", " 5 "} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := parseRetryAfter(v, now); d < -1 {
+			t.Fatalf("parseRetryAfter(%q) = %v", v, d)
+		}
+	})
+}
