@@ -390,8 +390,8 @@ func evaluateReferrer(h *webfetch.Hop) check.Finding {
 			}
 		}
 	}
-	if rp.Clipped && policy != "" {
-		// A later value not recorded could replace it.
+	if rp.Clipped {
+		// A later value not recorded could replace the policy.
 		return hdrClipped(x, h, "Referrer-Policy")
 	}
 	quoted := hdrClip(strings.Join(rp.Values, ", "))

@@ -183,6 +183,8 @@ func TestOtherHeaderVerdicts(t *testing.T) {
 		{"referrer last recognised wins", HdrReferrer, []string{"Referrer-Policy", "unsafe-url, no-referrer, made-up"}, check.Pass},
 		{"referrer last recognised is unsafe", HdrReferrer, []string{"Referrer-Policy", "no-referrer", "Referrer-Policy", "unsafe-url"}, check.Fail},
 		{"referrer unknown only", HdrReferrer, []string{"Referrer-Policy", "strict"}, check.Fail},
+		{"referrer values past the bound", HdrReferrer, []string{"Referrer-Policy", "no-referrer", "Referrer-Policy", "a", "Referrer-Policy", "b",
+			"Referrer-Policy", "c", "Referrer-Policy", "unsafe-url"}, check.Unknown},
 
 		{"permissions missing", HdrPermissions, nil, check.Fail},
 		{"permissions empty", HdrPermissions, []string{"Permissions-Policy", " "}, check.Fail},
