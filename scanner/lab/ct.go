@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/nhsx/posture/checks/check"
 )
 
@@ -67,6 +69,8 @@ func ctBulk(d string) []string {
 // ctLab is the lab CT search's state: its simulated limits and what it
 // was asked.
 type ctLab struct {
+	once     sync.Once
+	byOrg    map[string][]int // registrable domain → lab domains below it
 	mu       sync.Mutex
 	rowCap   int
 	throttle int
@@ -243,8 +247,30 @@ func (l *Lab) ctSearch(q string, excludeExpired, dedup bool) []ctEntry {
 		return n == base
 	}
 	now := l.pki.now.UTC().Format("2006-01-02T15:04:05")
+	l.ct.once.Do(func() {
+		l.ct.byOrg = map[string][]int{}
+		for i, d := range l.domains {
+			od, err := publicsuffix.EffectiveTLDPlusOne(d.Name)
+			if err != nil {
+				od = d.Name
+			}
+			l.ct.byOrg[od] = append(l.ct.byOrg[od], i)
+		}
+	})
+	// The lab domains a query can match: those below its registrable
+	// domain (every lab domain when it asks for a suffix above them).
+	idx, ok := []int(nil), false
+	if od, err := publicsuffix.EffectiveTLDPlusOne(base); err == nil {
+		idx, ok = l.ct.byOrg[od], true
+	}
+	if !ok {
+		for i := range l.domains {
+			idx = append(idx, i)
+		}
+	}
 	es := []ctEntry{}
-	for i, d := range l.domains {
+	for _, i := range idx {
+		d := l.domains[i]
 		if !under(d.Name, base) && !under(base, d.Name) {
 			continue
 		}
