@@ -115,6 +115,9 @@ func hdrClip(s string) string {
 func hdrFinal(ev Evidence) (*webfetch.Hop, check.Outcome, string, string) {
 	c := &ev.HTTPS
 	last := c.Last()
+	if last == nil {
+		return nil, check.NA, "", "the HTTPS chain has no response to judge"
+	}
 	switch c.End {
 	case webfetch.EndFinal, webfetch.EndNoLocation:
 		return last, "", "", ""
