@@ -16,7 +16,7 @@ import (
 const NonprodProtected = "web.nonprod.protected"
 
 var nonprodRule = check.Meta{ID: NonprodProtected, Rule: "nonprod-requires-auth", Title: "Non-production hosts require authentication", Severity: check.Medium,
-	Description: "On a host whose first label below its estate domain names a non-production environment (the policy's nonprod_labels: dev, test, staging, preview, uat, www-preview, each also followed by digits, as dev2; a label may be a glob such as *-dev), the first response of https://<host>/ (of http://<host>/ when 443 is closed) asks for credentials: 401 or 403 passes, and so does a redirect chain that reaches a sign-in service (the policy's nonprod_login_hosts: Microsoft Entra ID, NHS login, NHS CIS2, … as Azure App Service authentication and most NHS single sign-on do) before anything is served. Content served without credentials (2xx) fails; a redirect to a sign-in page on the host itself, or any other answer (404, 5xx), warns: the check cannot tell whether the application protects it. A redirect to a host that is not non-production passes. Other hosts are not applicable; so is a host that refuses both ports (nothing is served).",
+	Description: "On a host whose first label below its estate domain names a non-production environment (the policy's nonprod_labels: dev, test, staging, preview, uat, www-preview, each also followed by digits, as dev2; a label may be a glob such as *-dev), the first response of https://<host>/ (of http://<host>/ when 443 is closed) asks for credentials: 401 or 403 passes, and so does a redirect chain that reaches a sign-in service (the policy's login_hosts: Microsoft Entra ID, NHS login, NHS CIS2, … as Azure App Service authentication and most NHS single sign-on do) before anything is served. Content served without credentials (2xx) fails; a redirect to a sign-in page on the host itself, or any other answer (404, 5xx), warns: the check cannot tell whether the application protects it. A redirect to a host that is not non-production passes. Other hosts are not applicable; so is a host that refuses both ports (nothing is served).",
 	Remediation: "Put testing and staging sites behind a username and password (basic authentication, or single sign-on such as Microsoft Entra ID with App Service authentication, or an IP allow-list that refuses everyone else), or take them off the internet.",
 	Standards: []check.Ref{
 		{Standard: "GOV.UK Service Manual: Get a domain name", Section: `"Protect any testing and staging domains, including APIs, with a username and password"`,
@@ -30,9 +30,9 @@ var nonprodRule = check.Meta{ID: NonprodProtected, Rule: "nonprod-requires-auth"
 // one with '*' is a glob (path.Match) over the first label.
 var DefaultNonprodLabels = []string{"dev", "test", "staging", "preview", "uat", "www-preview"}
 
-// DefaultNonprodLoginHosts are sign-in services a protected site sends a
+// DefaultLoginHosts are sign-in services a protected site sends a
 // visitor to ("*." matches any name below).
-var DefaultNonprodLoginHosts = []string{
+var DefaultLoginHosts = []string{
 	"login.microsoftonline.com", "login.microsoft.com", "login.windows.net", "sts.windows.net", "*.b2clogin.com", // Microsoft Entra ID
 	"auth.login.nhs.uk",                   // NHS login
 	"am.nhsidentity.spineservices.nhs.uk", // NHS CIS2 (smartcard)
@@ -92,12 +92,12 @@ func loginPath(u string) bool {
 
 func evaluateNonprod(a check.Asset, ev Evidence, pol Policy) check.Finding {
 	x := check.Finding{CheckID: NonprodProtected, Rule: nonprodRule.Rule}
-	labels, logins := pol.NonprodLabels, pol.NonprodLoginHosts
+	labels, logins := pol.NonprodLabels, pol.LoginHosts
 	if labels == nil {
 		labels = DefaultNonprodLabels
 	}
 	if logins == nil {
-		logins = DefaultNonprodLoginHosts
+		logins = DefaultLoginHosts
 	}
 	label := nonprodLabel(ev.Host, a.Domain, labels)
 	if label == "" {
@@ -201,9 +201,9 @@ func validateSitePolicy(p Policy) []*check.FieldError {
 			out = append(out, &check.FieldError{Field: "nonprod_labels", Msg: fmt.Sprintf("%q is not a lower-case label (letters, digits, '-', and '*' as a glob)", l)})
 		}
 	}
-	for _, h := range p.NonprodLoginHosts {
+	for _, h := range p.LoginHosts {
 		if !name(strings.TrimPrefix(h, "*.")) {
-			out = append(out, &check.FieldError{Field: "nonprod_login_hosts", Msg: fmt.Sprintf("%q is not a lower-case host name (\"*.\" before a domain for any name below it)", h)})
+			out = append(out, &check.FieldError{Field: "login_hosts", Msg: fmt.Sprintf("%q is not a lower-case host name (\"*.\" before a domain for any name below it)", h)})
 		}
 	}
 	return out

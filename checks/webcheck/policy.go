@@ -19,10 +19,12 @@ type Policy struct {
 	// and itself followed by digits (dev2); one with '*' is a glob over
 	// the label (*-dev). Default DefaultNonprodLabels.
 	NonprodLabels []string `yaml:"nonprod_labels" json:"nonprod_labels"`
-	// NonprodLoginHosts are sign-in services a protected non-production
-	// host may send visitors to ("*." for any name below). Default
-	// DefaultNonprodLoginHosts.
-	NonprodLoginHosts []string `yaml:"nonprod_login_hosts" json:"nonprod_login_hosts"`
+	// LoginHosts are sign-in services ("*." for any name below): a
+	// non-production host that sends visitors to one is protected
+	// (web.nonprod.protected), and a redirect to one does not take a
+	// public-sector host off the public sector (web.redirect.scope).
+	// Default DefaultLoginHosts.
+	LoginHosts []string `yaml:"login_hosts" json:"login_hosts"`
 	// Preload is a newer copy of Chromium's HSTS preload list to judge
 	// web.hsts.preload against (reeval --hsts-preload FILE): configuration,
 	// not a policy file setting. nil: the fact the scan recorded.
@@ -36,7 +38,7 @@ type Policy struct {
 
 // Settings is the web section.
 var Settings = check.NewSection("web", Policy{HSTSMinMaxAge: 31536000, PublicSectorSuffixes: DefaultPublicSectorSuffixes,
-	NonprodLabels: DefaultNonprodLabels, NonprodLoginHosts: DefaultNonprodLoginHosts, SecurityTxtCentral: DefaultSecurityTxtCentral}, func(p Policy) []*check.FieldError {
+	NonprodLabels: DefaultNonprodLabels, LoginHosts: DefaultLoginHosts, SecurityTxtCentral: DefaultSecurityTxtCentral}, func(p Policy) []*check.FieldError {
 	return append(validatePolicy(p), validateSitePolicy(p)...)
 })
 

@@ -50,6 +50,10 @@ const (
 //go:embed data/hsts-preload-2026-06-01.tsv.gz
 var preloadEmbedded []byte
 
+// EmbeddedPreloadDate is the embedded list's date (its header line's; a
+// test keeps them equal), for help texts that must not parse the list.
+const EmbeddedPreloadDate = "2026-06-01"
+
 var refPreloadList = check.Ref{Standard: "Chromium HSTS preload list", Section: "net/http/transport_security_state_static.json (force-https entries; include_subdomains)",
 	URL: "https://hstspreload.org/"}
 

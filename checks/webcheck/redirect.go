@@ -16,7 +16,7 @@ import (
 const RedirectScope = "web.redirect.scope"
 
 var redirectRule = check.Meta{ID: RedirectScope, Rule: "redirects-stay-public-sector", Title: "Redirects are few, over HTTPS, and stay on public-sector domains", Severity: check.Medium,
-	Description: "The redirect chains of http://<host>/ and https://<host>/ (both: a visitor arrives by either), each judged: every redirect target is https (the first request of the http:// chain excepted), and, on a host under a public-sector suffix (the policy's public_sector_suffixes: nhs.uk, nhs.net, gov.uk, …), the chain ends on a host under one of them or under the host's own estate domain; a chain that leaves the scope is judged by the host it was going to, which is not fetched. A redirect to http, to another scheme, or off the public sector fails; more than 3 redirects (hstspreload's limit), a loop or the fetcher's hop cap warns. A chain that could not be fetched is unknown; a host that refuses both ports is not applicable.",
+	Description: "The redirect chains of http://<host>/ and https://<host>/ (both: a visitor arrives by either), each judged: every redirect target is https (the first request of the http:// chain excepted), and, on a host under a public-sector suffix (the policy's public_sector_suffixes: nhs.uk, nhs.net, gov.uk, …), the chain ends on a host under one of them, under the host's own estate domain, or at a sign-in service (the policy's login_hosts: Microsoft Entra ID, NHS login, …); a chain that leaves the scope is judged by the host it was going to, which is not fetched. A redirect to http, to another scheme, or off the public sector fails; more than 3 redirects (hstspreload's limit), a loop or the fetcher's hop cap warns. A chain that could not be fetched is unknown; a host that refuses both ports is not applicable.",
 	Remediation: "Redirect in one step to the final https:// URL on your own public-sector domain (GOV.UK: a public-sector name must not redirect to a .com or .org.uk), and never through http://.",
 	Standards: []check.Ref{
 		{Standard: "GOV.UK: Use your .gov.uk domain name", Section: `the name must not "redirect to a non-public sector domain like … .com"`,
@@ -101,6 +101,10 @@ func evaluateRedirectScope(a check.Asset, ev Evidence, pol Policy) check.Finding
 	if suffixes == nil {
 		suffixes = DefaultPublicSectorSuffixes
 	}
+	logins := pol.LoginHosts
+	if logins == nil {
+		logins = DefaultLoginHosts
+	}
 	public := publicSector(ev.Host, suffixes)
 	type verdict struct {
 		o           check.Outcome
@@ -123,16 +127,20 @@ func evaluateRedirectScope(a check.Asset, ev Evidence, pol Policy) check.Finding
 			vs = append(vs, verdict{o: check.Fail, msg: fmt.Sprintf("%s redirects over http: %s", c.URL, r.insecure)})
 		case c.End == webfetch.EndScheme:
 			vs = append(vs, verdict{o: check.Fail, msg: fmt.Sprintf("%s redirects to %s, which is not an https URL", c.URL, c.Next)})
-		case public && fh != "" && !publicSector(fh, suffixes) && !underDomain(fh, a.Domain):
+		case public && fh != "" && !publicSector(fh, suffixes) && !underDomain(fh, a.Domain) && !loginHost(fh, logins):
 			vs = append(vs, verdict{o: check.Fail, msg: fmt.Sprintf("%s ends on %s, which is not a public-sector domain (%s is)", c.URL, fh, ev.Host)})
 		case r.tooMany:
 			vs = append(vs, verdict{o: check.Warn, msg: fmt.Sprintf("%s does not end: it %s after %d redirects", c.URL, endWords(c.End), r.count)})
 		case r.count > preloadMaxRedirects:
 			vs = append(vs, verdict{o: check.Warn, msg: fmt.Sprintf("%s takes %d redirects to reach %s (at most %d)", c.URL, r.count, r.final, preloadMaxRedirects)})
-		case r.failed && r.count > 0:
-			vs = append(vs, verdict{check.Unknown, string(c.Class), fmt.Sprintf("could not tell: %s redirects to %s, which did not answer (%s)", c.URL, r.final, c.Class)})
+		case loginHost(fh, logins):
+			vs = append(vs, verdict{o: check.Pass, msg: fmt.Sprintf("%s sends visitors to sign in at %s, a sign-in service (login_hosts)", c.URL, fh)})
 		case r.count == 0:
 			vs = append(vs, verdict{o: check.Pass, msg: fmt.Sprintf("%s does not redirect", c.URL)})
+		case r.failed:
+			// Where it leads is known, whether the target answers is not
+			// this id's question (web.https.available's, on that host).
+			vs = append(vs, verdict{o: check.Pass, msg: fmt.Sprintf("%s takes %d redirect(s), over https, to %s (which did not answer: %s)", c.URL, r.count, r.final, c.Class)})
 		default:
 			vs = append(vs, verdict{o: check.Pass, msg: fmt.Sprintf("%s takes %d redirect(s), over https, to %s", c.URL, r.count, r.final)})
 		}

@@ -20,6 +20,7 @@ func TestWebRedirectScopeVerdicts(t *testing.T) {
 		{"no redirect on https", map[string]site{host: {toHTTPS, page(good)}}, check.Pass, "does not redirect"},
 		{"one redirect on the estate", map[string]site{host: {toHTTPS, redirect("https://example.nhs.uk/home", 301)}, "example.nhs.uk": {nil, page(good)}}, check.Pass, "takes 1 redirect(s), over https"},
 		{"out of scope to another NHS body", map[string]site{host: {toHTTPS, redirect("https://www.england.nhs.uk/", 302)}}, check.Pass, "www.england.nhs.uk"},
+		{"to a sign-in service", map[string]site{host: {toHTTPS, redirect("https://login.microsoftonline.com/tenant/oauth2/authorize", 302)}}, check.Pass, "a sign-in service"},
 		{"out of scope to a .com", map[string]site{host: {toHTTPS, redirect("https://trust-cms.example.com/", 302)}}, check.Fail, "trust-cms.example.com, which is not a public-sector domain"},
 		{"http chain to a .com", map[string]site{host: {redirect("https://vendor.example.com/", 301), page(good)}}, check.Fail, "not a public-sector domain"},
 		{"via http", map[string]site{host: {redirect("http://example.nhs.uk/", 301), page(good)}, "example.nhs.uk": {toHTTPS, nil}}, check.Fail, "redirects over http"},
@@ -75,7 +76,7 @@ func TestWebPolicySiteSettings(t *testing.T) {
 		{func(p *Policy) { p.NonprodLabels = []string{"*"} }, "nonprod_labels"},
 		{func(p *Policy) { p.NonprodLabels = []string{"dev.x"} }, "nonprod_labels"},
 		{func(p *Policy) { p.NonprodLabels = []string{"[a"} }, "nonprod_labels"},
-		{func(p *Policy) { p.NonprodLoginHosts = []string{"*"} }, "nonprod_login_hosts"},
+		{func(p *Policy) { p.LoginHosts = []string{"*"} }, "login_hosts"},
 	} {
 		p := Settings.Defaults()
 		tc.p(&p)
@@ -92,7 +93,7 @@ func TestWebPolicySiteSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Settings.Get(p); len(got.NonprodLabels) != 2 || got.NonprodLoginHosts == nil {
+	if got := Settings.Get(p); len(got.NonprodLabels) != 2 || got.LoginHosts == nil {
 		t.Errorf("parsed %+v", got)
 	}
 	if _, err := check.ParsePolicy("p.yaml", []byte("web:\n  nonprod_labels: [\"*\"]\n"), []check.Sectioner{Settings}); err == nil || !strings.Contains(err.Error(), "p.yaml:2:") {

@@ -13,7 +13,7 @@ import (
 )
 
 func reevalCmd(g *globals) *cobra.Command {
-	var db, policy, caFile, trustAnchor string
+	var db, policy, caFile, trustAnchor, hstsPreload string
 	c := &cobra.Command{
 		Use:   "reeval",
 		Short: "Re-apply a policy to the newest run's stored evidence (no network)",
@@ -31,6 +31,11 @@ func reevalCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			preload, err := loadHSTSPreload(hstsPreload)
+			if err != nil {
+				return err
+			}
+			pol = withHSTSPreload(pol, preload)
 			var extra []byte
 			if caFile != "" {
 				var err error
@@ -105,5 +110,6 @@ func reevalCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&policy, "policy", "", "policy file (YAML); default: the built-in policy")
 	c.Flags().StringVar(&trustAnchor, "trust-anchor", "", "DNSSEC trust anchors (DS or DNSKEY records in zone-file form) to judge dns.dnssec with, replacing the built-in root anchors")
 	c.Flags().StringVar(&caFile, "ca-file", "", "extra trusted CA certificates (PEM), besides the system roots and those the run was scanned with")
+	c.Flags().StringVar(&hstsPreload, "hsts-preload", "", hstsPreloadUsage)
 	return c
 }

@@ -41,6 +41,7 @@ type scanFlags struct {
 	labels                               []string
 	ctRefresh                            time.Duration
 	axfr                                 bool
+	hstsPreload                          string
 }
 
 func scanCmd(g *globals) *cobra.Command {
@@ -96,6 +97,7 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.StringSliceVar(&f.labels, "discover-labels", discover.DefaultLabels, "host labels asked for in DNS under every estate domain (label.<domain>); empty: none")
 	fl.BoolVar(&f.axfr, "discover-axfr", true, "ask the estate domains' name servers (and SOA primary) for zone transfers; a server that allows one gives the zone's names")
 	fl.DurationVar(&f.ctRefresh, "ct-refresh", 7*24*time.Hour, "how often the CT search is full (expired certificates included); runs in between ask only for current certificates and add their names to the cached ones")
+	fl.StringVar(&f.hstsPreload, "hsts-preload", "", hstsPreloadUsage)
 	fl.StringVar(&f.rdapURL, "rdap-url", "", "RDAP service base URL for domain expiry and registrar lock (e.g. https://rdap.nominet.uk/uk/); empty: those checks are unknown")
 	return c
 }
@@ -116,6 +118,10 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		}
 	}
 	if pol, err = withTrustAnchors(pol, f.trustAnchor); err != nil {
+		return nil, err
+	}
+	preload, err := loadHSTSPreload(f.hstsPreload)
+	if err != nil {
 		return nil, err
 	}
 	var anchors []string
@@ -170,7 +176,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc, Services: services,
 		Labels: labels, CTRefresh: f.ctRefresh, NoAXFR: !f.axfr,
 		Options: scanner.Options{
-			Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
+			Env: hstsPreloadEnv(preload), Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
 			Log: g.log, Progress: progressBar(g.stderr),
 		},
 	}, nil

@@ -567,6 +567,8 @@ func (l *Lab) Env() *check.Env {
 		Hints: l.ctHints(l.dkimHints()),
 		// The RDAP service (rdap.go).
 		Services: l.services(),
+		// The lab's HSTS preload list (webcheck.go).
+		Lists: webPreloadLists(l.domains),
 	}
 }
 
@@ -578,7 +580,8 @@ func (l *Lab) DNSQueriesFor(name string) int64 { return l.dns.QueriesFor(name) }
 func (l *Lab) Policy() *check.Policy {
 	p := check.DefaultPolicy()
 	p.Roots = l.Roots
-	return dnssecPolicy(p) // and the lab's DNSSEC trust anchor, nhs.uk
+	// and the lab's DNSSEC trust anchor, nhs.uk, and its HSTS preload list
+	return webPreloadPolicy(dnssecPolicy(p), l.domains)
 }
 
 // Domains returns the stamped lab domains (records, hosts and expectations

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/webcheck"
+	"github.com/nhsx/posture/checks/webfetch"
 )
 
 // webFamily: the lab of web.https (web.https.available, web.http.enforced,
@@ -60,7 +62,51 @@ func webCases() []Case {
 		}),
 		c("web-no-http", func(string) WebSpec { return WebSpec{NoHTTP: true} }),
 		c("web-no-https", func(string) WebSpec { return WebSpec{NoHTTPS: true} }),
+		// HTTPS redirects off the public sector (web.redirect.scope fails;
+		// the target is out of scope, so it is judged, not fetched).
+		c("web-redirect-offsite", func(string) WebSpec { return WebSpec{HTTPS: Redirect("https://trust-website.example.com/")} }),
+		// The apex: preload-ready, not listed (web.hsts.preload passes);
+		// listed in the lab's preload list (passes); asking for preload
+		// with a short max-age and no includeSubDomains (warns, at info).
+		apex("web-preload-ready", webPage("max-age=31536000; includeSubDomains; preload")),
+		apex(webPreloadedCase, webPage(webHSTS)),
+		apex("web-preload-not-ready", webPage("max-age=86400; preload")),
+		// Non-production hosts (web.nonprod.protected): basic
+		// authentication (pass), open (fail), sent to sign in at
+		// Microsoft Entra ID (pass).
+		{Name: "web-nonprod", Family: "web", Build: func(d string) Domain {
+			dom := Domain{Name: d}
+			for label, hh := range map[string]http.Handler{
+				"dev":     webStatus(http.StatusUnauthorized),
+				"staging": webPage(webHSTS),
+				"test":    Redirect("https://login.microsoftonline.com/lab-tenant/oauth2/v2.0/authorize?client_id=lab"),
+			} {
+				dom.Hosts = append(dom.Hosts, Host{Name: label + "." + d, Web: &WebSpec{HTTPS: hh}})
+				dom.CT = append(dom.CT, label+"."+d)
+			}
+			slices.SortFunc(dom.Hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
+			slices.Sort(dom.CT)
+			return dom
+		}},
 	}
+}
+
+// apex is a case whose estate domain itself is a web host (the apex).
+func apex(name string, https http.Handler) Case {
+	return Case{Name: name, Family: "web", Build: func(d string) Domain {
+		return Domain{Name: d, Hosts: []Host{{Name: d, Web: &WebSpec{HTTPS: https}}}}
+	}}
+}
+
+// webStatus answers every request with code and the good HSTS header.
+func webStatus(code int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", webHSTS)
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="lab staging", charset="UTF-8"`)
+		}
+		http.Error(w, http.StatusText(code), code)
+	})
 }
 
 // completeWeb states the family's ids on every web host of d that the
@@ -125,12 +171,25 @@ func webExpectHost(host, domain string, h *Host, tls13 bool) map[string]check.Ou
 	hsts := []string{webcheck.HSTSPresent, webcheck.HSTSMaxAge, webcheck.HSTSSubdomains}
 	if h == nil || h.Web == nil || (h.Web.NoHTTP && h.Web.NoHTTPS) {
 		set(check.NA, webcheck.CheckIDs...)
+		set(check.NA, webcheck.SiteIDs...)
+		w[webcheck.HSTSPreload] = webPreloadExpect(host, domain, nil, check.NA)
 		return w
+	}
+	if hh, ok := h.Web.HTTPS.(*hostileHandler); ok {
+		// Never asked in-process as a normal page: its truth is stated.
+		return hh.expect()
 	}
 	if h.Dead {
 		set(check.Unknown, webcheck.CheckIDs...)
+		set(check.Unknown, webcheck.RedirectScope)
+		w[webcheck.HSTSPreload] = webPreloadExpect(host, domain, nil, check.Unknown)
+		w[webcheck.NonprodProtected] = check.NA
+		if webNonprodLabel(host, domain) {
+			w[webcheck.NonprodProtected] = check.Unknown
+		}
 		return w
 	}
+	defer func() { webSiteExpect(w, host, domain, h) }()
 	ws := h.Web
 	// HTTPS: the lab's server, unless a raw handler takes the connection
 	// (tarpits, hang-ups, SSLv3: the handshake never completes).
@@ -202,4 +261,277 @@ func webExpectHSTS(w map[string]check.Outcome, r *http.Response, apex bool) {
 	default:
 		w[webcheck.HSTSSubdomains] = check.Fail
 	}
+}
+
+// The site ids (web.hsts.preload, web.redirect.scope,
+// web.nonprod.protected), derived by walking a host's own handlers from /
+// as the fetcher would: redirects on the host are followed, one to
+// another host ends the walk there (the lab's cases only leave a host
+// for a host they do not serve, or one outside the scope).
+
+// webPreloadedCase is the case whose apex the lab's preload list lists.
+const webPreloadedCase = "web-preloaded"
+
+// webPreloaded reports whether domain is a stamp of web-preloaded.
+func webPreloaded(domain string) bool {
+	first, rest, _ := strings.Cut(domain, ".")
+	base := "lab-" + webPreloadedCase
+	n, ok := strings.CutPrefix(first, base+"-")
+	return rest == "nhs.uk" && (first == base || (ok && n != "" && strings.Trim(n, "0123456789") == ""))
+}
+
+// webPreloadList is the lab's preload list: the stamps of web-preloaded,
+// dated as the embedded list (nil when the lab has none). The lab's Env
+// hands it to Collect (check.Env.Lists) and its Policy to Evaluate, as
+// --hsts-preload does to a scan and a reeval.
+func webPreloadList(ds []Domain) *webcheck.PreloadList {
+	date := "2026-06-01"
+	if e, err := webcheck.EmbeddedPreload(); err == nil {
+		date = e.Date()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# the lab's HSTS preload list, %s\n", date)
+	n := 0
+	for _, d := range ds {
+		if webPreloaded(d.Name) {
+			fmt.Fprintf(&b, "%s\t1\n", d.Name)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	l, err := webcheck.ParsePreload("lab", strings.NewReader(b.String()))
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
+// webPreloadLists is webPreloadList for an Env.
+func webPreloadLists(ds []Domain) map[string]check.List {
+	if l := webPreloadList(ds); l != nil {
+		return map[string]check.List{webcheck.PreloadListName: l}
+	}
+	return nil
+}
+
+// webPreloadPolicy puts the lab's preload list in p's web section.
+func webPreloadPolicy(p *check.Policy, ds []Domain) *check.Policy {
+	l := webPreloadList(ds)
+	if l == nil {
+		return p
+	}
+	v := webcheck.Settings.Get(p)
+	v.Preload = l
+	return webcheck.Settings.Set(p, v)
+}
+
+// webPreloadExpect is web.hsts.preload on host: the apex only; listed
+// (web-preloaded) passes; else, with HTTPS answering (avail), a header
+// asking for preload passes when ready and warns when not, and a header
+// that does not ask is not applicable.
+func webPreloadExpect(host, domain string, h *Host, avail check.Outcome) check.Outcome {
+	switch {
+	case host != domain:
+		return check.NA
+	case webPreloaded(domain):
+		return check.Pass
+	case avail == check.Unknown:
+		return check.Unknown
+	case avail != check.Pass || h == nil || h.Web == nil:
+		return check.NA
+	}
+	hops, _, _ := webWalk(h, "https://"+host+"/", true)
+	if len(hops) == 0 {
+		return check.Unknown
+	}
+	vs := hops[0].Header.Values("Strict-Transport-Security")
+	p, err := webcheck.ParseHSTS(strings.Join(vs, ""))
+	if len(vs) != 1 || err != nil || !p.Preload {
+		return check.NA // not asked (or no valid header: hsts.present fails)
+	}
+	ready := p.MaxAge >= 31536000 && p.IncludeSubDomains
+	if !h.Web.NoHTTP {
+		hh, _, _ := webWalk(h, "http://"+host+"/", true)
+		if len(hh) == 0 {
+			return check.Unknown
+		}
+		loc, _ := hh[0].Location()
+		ready = ready && loc != nil && loc.Scheme == "https" && loc.Hostname() == host
+	}
+	if ready {
+		return check.Pass
+	}
+	return check.Warn
+}
+
+// webWalk asks a lab host's own handlers along the chain from u as the
+// fetcher would: the responses, the URL the walk did not follow (another
+// host, another scheme, a URL asked before, the hop cap) and how it
+// ended: "final", "left" (another host), "scheme", "loop", "max", or
+// "down" (the next request would not be answered: a closed port, or,
+// without httpsOK, a TLS server the fetcher cannot finish a handshake
+// with).
+func webWalk(h *Host, u string, httpsOK bool) (hops []*http.Response, next *url.URL, end string) {
+	seen := map[string]bool{}
+	cur, _ := url.Parse(u)
+	for len(hops) < webfetch.DefaultMaxHops {
+		var hh http.Handler
+		switch {
+		case cur.Scheme == "https" && (h.Web.NoHTTPS || !httpsOK):
+			return hops, cur, "down"
+		case cur.Scheme == "https":
+			hh = h.Web.HTTPS
+			if hh == nil {
+				hh = goodPage(h.Name)
+			}
+		case h.Web.NoHTTP:
+			return hops, cur, "down"
+		default:
+			hh = h.Web.HTTP
+			if hh == nil {
+				hh = toHTTPS(h.Name)
+			}
+		}
+		seen[cur.String()] = true
+		r := webAsk(hh, cur.String(), cur.Scheme == "https")
+		hops = append(hops, r)
+		loc, err := r.Location()
+		if r.StatusCode < 301 || r.StatusCode > 308 || r.StatusCode == 304 || r.StatusCode == 305 || r.StatusCode == 306 || err != nil {
+			return hops, nil, "final"
+		}
+		switch {
+		case loc.Scheme != "http" && loc.Scheme != "https":
+			return hops, loc, "scheme"
+		case !strings.EqualFold(loc.Hostname(), h.Name):
+			return hops, loc, "left"
+		case seen[loc.String()]:
+			return hops, loc, "loop"
+		}
+		cur = loc
+	}
+	return hops, cur, "max"
+}
+
+// webRedirectExpect is web.redirect.scope on a lab host: each open
+// port's chain from /, the worse verdict.
+func webRedirectExpect(host, domain string, h *Host, httpsOK bool) check.Outcome {
+	var out check.Outcome
+	for _, scheme := range []string{"https", "http"} {
+		if (scheme == "https" && h.Web.NoHTTPS) || (scheme == "http" && h.Web.NoHTTP) {
+			continue
+		}
+		if scheme == "https" && !httpsOK {
+			out = check.Worst(out, check.Unknown)
+			continue
+		}
+		hops, next, end := webWalk(h, scheme+"://"+host+"/", httpsOK)
+		n := len(hops) - 1
+		if end != "final" {
+			n = len(hops) // the last answer was a redirect too
+		}
+		insecure := false
+		for _, r := range hops {
+			if loc, err := r.Location(); err == nil && loc.Scheme == "http" && r.StatusCode >= 301 && r.StatusCode <= 308 {
+				insecure = true
+			}
+		}
+		final := host
+		if next != nil && (end == "left" || end == "scheme") {
+			final = strings.ToLower(next.Hostname())
+		}
+		var o check.Outcome
+		switch {
+		case insecure, end == "scheme":
+			o = check.Fail
+		case !webPublicSector(final, domain) && !webLoginHost(final):
+			o = check.Fail
+		case end == "loop" || end == "max" || n > 3:
+			o = check.Warn
+		default:
+			o = check.Pass
+		}
+		out = check.Worst(out, o)
+	}
+	if out == "" {
+		return check.NA
+	}
+	return out
+}
+
+// webPublicSector: under a default public-sector suffix or the domain.
+func webPublicSector(host, domain string) bool {
+	if host == domain || strings.HasSuffix(host, "."+domain) {
+		return true
+	}
+	for _, s := range webcheck.DefaultPublicSectorSuffixes {
+		if host == s || strings.HasSuffix(host, "."+s) {
+			return true
+		}
+	}
+	return false
+}
+
+// webNonprodLabel: the host's first label below domain is a default
+// non-production label, alone or followed by digits.
+func webNonprodLabel(host, domain string) bool {
+	if host == domain || !strings.HasSuffix(host, "."+domain) {
+		return false
+	}
+	first, _, _ := strings.Cut(host, ".")
+	bare := strings.TrimRight(first, "0123456789")
+	return slices.Contains(webcheck.DefaultNonprodLabels, first) || (bare != first && slices.Contains(webcheck.DefaultNonprodLabels, bare))
+}
+
+// webNonprodExpect is web.nonprod.protected on a lab host: n/a unless its
+// name is non-production; then the chain of https (http when 443 is
+// closed) must ask for credentials or reach a sign-in service.
+func webNonprodExpect(host, domain string, h *Host, httpsOK bool) check.Outcome {
+	if !webNonprodLabel(host, domain) {
+		return check.NA
+	}
+	scheme := "https"
+	if h.Web.NoHTTPS {
+		scheme = "http"
+	} else if !httpsOK {
+		return check.Unknown
+	}
+	hops, next, end := webWalk(h, scheme+"://"+host+"/", httpsOK)
+	for _, r := range hops {
+		switch {
+		case r.StatusCode == 401 || r.StatusCode == 403:
+			return check.Pass
+		case r.StatusCode >= 200 && r.StatusCode < 300:
+			return check.Fail
+		case r.StatusCode < 301 || r.StatusCode > 308:
+			return check.Warn
+		}
+	}
+	if next != nil && end == "left" {
+		n := strings.ToLower(next.Hostname())
+		if webLoginHost(n) || !webNonprodLabel(n, domain) {
+			return check.Pass
+		}
+	}
+	return check.Warn
+}
+
+// webSiteExpect states the site ids of a served host, from what the
+// transport ids found (w's web.https.available).
+func webSiteExpect(w map[string]check.Outcome, host, domain string, h *Host) {
+	avail := w[webcheck.HTTPSAvailable]
+	w[webcheck.HSTSPreload] = webPreloadExpect(host, domain, h, avail)
+	w[webcheck.RedirectScope] = webRedirectExpect(host, domain, h, avail == check.Pass)
+	w[webcheck.NonprodProtected] = webNonprodExpect(host, domain, h, avail == check.Pass)
+}
+
+// webLoginHost: a default sign-in service.
+func webLoginHost(n string) bool {
+	for _, lh := range webcheck.DefaultLoginHosts {
+		if n == lh || (strings.HasPrefix(lh, "*.") && strings.HasSuffix(n, lh[1:])) {
+			return true
+		}
+	}
+	return false
 }
