@@ -35,6 +35,10 @@ const (
 // test can lower it).
 var secretsMaxPack int64 = secretsMaxPackMB << 20
 
+// secretsMemPack: a repository whose pack is at most this size is fetched
+// into memory (its objects inflated there), a larger one to disk.
+var secretsMemPack int64 = 4 << 20
+
 // Bounds of one history scan. A repository over the size cap is not
 // cloned (unknown, too-large); one that takes longer than the time cap is
 // judged on what was scanned (a secret found is a fail; none found in part

@@ -62,17 +62,25 @@ func collectSecrets(ctx context.Context, env *check.Env, a check.Asset) (Secrets
 		return fail(check.ErrTooLarge, "%s is %d MB, over the %d MB the scanner clones", a.Name, info.Size/1024, secretsMaxPackMB)
 	}
 
-	dir, err := os.MkdirTemp("", "posture-secrets-*")
-	if err != nil {
-		return fail(check.ErrInternal, "temporary directory: %v", err)
-	}
-	defer os.RemoveAll(dir)
-
 	gitSvc, ok := env.Service(GitService)
 	if !ok {
 		gitSvc = svc
 	}
-	repo, err := secretsFetch(ctx, secretsGitClient(gitSvc.Client, clone), clone, info.DefaultBranch, dir)
+	// A small repository is fetched into memory; a larger one (or one whose
+	// pack turns out larger than the API said) into a temporary directory,
+	// removed after.
+	var repo *secretsRepo
+	if info.Size*1024 <= secretsMemPack {
+		repo, err = secretsFetch(ctx, secretsGitClient(gitSvc.Client, clone, secretsMemPack), clone, info.DefaultBranch, "")
+	}
+	if info.Size*1024 > secretsMemPack || errors.Is(err, errSecretsTooLarge) {
+		dir, derr := os.MkdirTemp("", "posture-secrets-*")
+		if derr != nil {
+			return fail(check.ErrInternal, "temporary directory: %v", derr)
+		}
+		defer os.RemoveAll(dir)
+		repo, err = secretsFetch(ctx, secretsGitClient(gitSvc.Client, clone, secretsMaxPack), clone, info.DefaultBranch, dir)
+	}
 	if repo != nil {
 		ev.PackBytes, ev.Head = repo.packBytes, repo.head.String()
 		if ev.DefaultBranch == "" {

@@ -20,7 +20,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/nhsx/posture/checks/check"
 )
@@ -47,13 +49,13 @@ type secretsRepo struct {
 // secretsGitClient is the service's client for git requests: redirects may
 // only stay on the clone URL's host, and every body is counted against the
 // pack cap.
-func secretsGitClient(c *http.Client, clone *url.URL) *secretsCounting {
+func secretsGitClient(c *http.Client, clone *url.URL, limit int64) *secretsCounting {
 	cc := *c
 	rt := c.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	sc := &secretsCounting{rt: rt, left: secretsMaxPack}
+	sc := &secretsCounting{rt: rt, left: limit}
 	cc.Transport = sc
 	host := strings.ToLower(clone.Host)
 	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
@@ -108,7 +110,7 @@ func (b *secretsCountedBody) Read(p []byte) (int, error) {
 func (b *secretsCountedBody) Close() error { return b.rc.Close() }
 
 // secretsFetch fetches branch ("" : the remote HEAD) of the repository at
-// u, with its full history, into dir.
+// u, with its full history, into dir ("" : memory).
 func secretsFetch(ctx context.Context, hc *secretsCounting, u *url.URL, branch, dir string) (*secretsRepo, error) {
 	ep, err := transport.NewEndpoint(u.String())
 	if err != nil {
@@ -154,7 +156,10 @@ func secretsFetch(ctx context.Context, hc *secretsCounting, u *url.URL, branch, 
 		return out, secretsTransportErr(err)
 	}
 	defer resp.Close()
-	st := filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(8<<20), filesystem.Options{ExclusiveAccess: true})
+	var st storage.Storer = memory.NewStorage()
+	if dir != "" {
+		st = filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRU(8<<20), filesystem.Options{ExclusiveAccess: true})
+	}
 	var pack io.Reader = resp
 	switch {
 	case req.Capabilities.Supports(capability.Sideband64k):

@@ -90,9 +90,10 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 			http.NotFound(w, r)
 			return
 		}
-		if secretsgit.Serve(w, r, st, r.PathValue("rest")) && r.PathValue("rest") == "git-upload-pack" {
-			f.packs.Add(1)
+		if r.PathValue("rest") == "git-upload-pack" {
+			f.packs.Add(1) // pack requests, served whole or not
 		}
+		secretsgit.Serve(w, r, st, r.PathValue("rest"))
 	})
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
@@ -304,18 +305,38 @@ func TestSecretsUnknownWhenTheScanCannotBeMade(t *testing.T) {
 
 func TestSecretsPackOverTheCapIsTooLarge(t *testing.T) {
 	gh := newFakeGitHub(t)
-	big := strings.Repeat("0123456789abcdef\n", 1<<14) // 272 KiB, little compression of distinct lines below
 	var b strings.Builder
 	for i := range 40000 {
 		fmt.Fprintf(&b, "%08x %d\n", i*2654435761, i)
 	}
-	gh.add(t, "lab-x/big", "main", []secretsgit.Commit{{Msg: "big", Set: map[string]string{"a.txt": big, "b.txt": b.String()}}}, nil)
-	old := secretsMaxPack
+	gh.add(t, "lab-x/big", "main", []secretsgit.Commit{{Msg: "big", Set: map[string]string{"b.txt": b.String(),
+		"k.sh": "export GITHUB_TOKEN=" + testGitHub + "\n"}}}, nil)
+	gh.size = 1 // the API says 1 KB: the pack's own size decides
+	oldMax, oldMem := secretsMaxPack, secretsMemPack
+	defer func() { secretsMaxPack, secretsMemPack = oldMax, oldMem }()
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+
+	// Over the memory cap: fetched again to disk, and judged.
+	secretsMemPack = 16 << 10
+	e, _, fs := collectAndJudge(t, gh.env(), "lab-x/big")
+	if fs[0].Outcome != check.Fail || e.PackBytes <= secretsMemPack || gh.packs.Load() != 2 {
+		t.Fatalf("%s (%s), %d pack bytes, %d fetches: %s", fs[0].Outcome, fs[0].Reason, e.PackBytes, gh.packs.Load(), fs[0].Message)
+	}
+	// Over the disk cap too: too large.
 	secretsMaxPack = 64 << 10
-	defer func() { secretsMaxPack = old }()
-	_, _, fs := collectAndJudge(t, gh.env(), "lab-x/big")
+	_, _, fs = collectAndJudge(t, gh.env(), "lab-x/big")
 	if fs[0].Outcome != check.Unknown || fs[0].Reason != string(check.ErrTooLarge) {
 		t.Fatalf("%s (%s): %s", fs[0].Outcome, fs[0].Reason, fs[0].Message)
+	}
+	// As the API says.
+	gh.size = 300 << 10
+	_, _, fs = collectAndJudge(t, gh.env(), "lab-x/big")
+	if fs[0].Outcome != check.Unknown || fs[0].Reason != string(check.ErrTooLarge) || !strings.Contains(fs[0].Message, "over the 200 MB") {
+		t.Fatalf("%s (%s): %s", fs[0].Outcome, fs[0].Reason, fs[0].Message)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("%d entries left in the temporary directory", len(left))
 	}
 }
 
