@@ -14,12 +14,12 @@ import (
 	"github.com/nhsx/posture/scanner/lab"
 )
 
-// TestWebhdrTruthHoldsOnEveryHost runs web.https on every host the lab
-// states the header ids for and compares those ids only (the family's
-// slice of TestEveryFamilysTruthHoldsInTheLab, quick to run alone), and
-// checks that every lab host has all of them stated, none of them left
-// without a truth by the lab's own judgement.
-func TestWebhdrTruthHoldsOnEveryHost(t *testing.T) {
+// TestWebhdrTruthIsStatedAndHolds checks that every lab host has the
+// family's ids stated, none left without a truth by the lab's own
+// judgement, and runs web.https on the family's own hosts and compares
+// those ids (TestEveryFamilysTruthHoldsInTheLab compares them on every
+// host; this is its quick slice for the family's cases).
+func TestWebhdrTruthIsStatedAndHolds(t *testing.T) {
 	l, err := lab.Start(context.Background(), lab.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,12 @@ func TestWebhdrTruthHoldsOnEveryHost(t *testing.T) {
 		sem   = make(chan struct{}, 16)
 		diffs []string
 	)
+	ours := 0
 	for h, w := range want {
+		if !strings.HasPrefix(h, "www.lab-webhdr-") {
+			continue
+		}
+		ours++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -80,6 +85,9 @@ func TestWebhdrTruthHoldsOnEveryHost(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if ours < 20 {
+		t.Errorf("only %d hosts of the family's cases judged", ours)
+	}
 	sort.Strings(diffs)
 	if len(diffs) > 0 {
 		t.Fatalf("%d verdicts differ from the lab's truth:\n%s", len(diffs), strings.Join(diffs, "\n"))
