@@ -13,6 +13,7 @@ import (
 	"github.com/nhsx/posture/checks/email"
 	"github.com/nhsx/posture/checks/mtasts"
 	"github.com/nhsx/posture/checks/nuclei"
+	"github.com/nhsx/posture/checks/repo"
 	"github.com/nhsx/posture/checks/smtptls"
 	"github.com/nhsx/posture/checks/tlscheck"
 	"github.com/nhsx/posture/checks/webcheck"
@@ -38,6 +39,7 @@ func All() []check.Check {
 		dnscheck.AXFRCheck(),
 		dnscheck.RDAPCheck(),
 		webcheck.Check(),
+		repo.Check(), repo.OrgCheck(),
 		nuclei.Check(),
 		webcheck.SecurityTxtCheck(),
 	}

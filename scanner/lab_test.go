@@ -33,7 +33,7 @@ func labConfig(t testing.TB, l *lab.Lab) scanner.Config {
 		t.Fatal(err)
 	}
 	svc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial}}
-	gh := github.NewClient(svc)
+	gh := github.NewClient(l.GitHubClient(nil)) // the lab's token, through the GitHub transport
 	gh.BaseURL = mustURL(t, l.GitHubURL)
 	return scanner.Config{
 		Estate: e, Checks: checks.All(),

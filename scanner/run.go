@@ -486,6 +486,11 @@ func (c *Config) newEnv(mx map[string]bool, names map[string][]string) (*check.E
 			env.Services["rdap"] = check.Service{URL: u, Client: c.Services.Client("rdap", c.ServiceHTTP)}
 		}
 	}
+	// The GitHub API (repo.* and org.*), through the GitHub client's own
+	// HTTP client: its token, ETag cache and rate-limit handling.
+	if c.GitHub != nil && c.GitHub.BaseURL != nil {
+		env.Services["github"] = check.Service{URL: c.GitHub.BaseURL, Client: c.GitHub.Client()}
+	}
 	if c.EHLOName != "" {
 		env.EHLOName = c.EHLOName
 	}

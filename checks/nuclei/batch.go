@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
@@ -25,10 +28,12 @@ const WorkerEnv = "POSTURE_NUCLEI_WORKER"
 // Batching and budgets.
 const (
 	batchWindow   = 300 * time.Millisecond // a batch starts this long after its first host
-	hostBudget    = 45 * time.Second       // all of one host's connections, from the first
-	hostByteCap   = 32 << 20               // bytes one host may send in a batch
+	hostBudget    = 10 * time.Second       // all of one host's connections, from the first
+	workerStart   = 4 * time.Second        // the worker's start-up (loading templates)
+	preflightTime = 3 * time.Second        // the first connection to a host's port 443
+	hostByteCap   = 256 << 20              // bytes one host may send in a batch
 	requestTime   = 5                      // seconds: one request's time limit in nuclei
-	workerSlack   = 30 * time.Second       // the worker's own start-up and shut-down
+	workerSlack   = 20 * time.Second       // the worker's own start-up and shut-down
 	maxEventLine  = 1 << 20
 	maxEventsHost = 2000
 )
@@ -59,7 +64,10 @@ type batch struct {
 	ran   bool
 }
 
-// Collect adds the host to a batch and waits for the batch's verdicts.
+// Collect adds the host to a batch and waits for its evidence, which
+// comes as soon as every template has run on the host (not when the whole
+// batch ends). It never returns an error: a batch that does not finish in
+// the job's time is recorded as such, and Evaluate makes it unknown.
 func (r *Runner) Collect(ctx context.Context, env *check.Env, a check.Asset) (Evidence, error) {
 	host := strings.ToLower(strings.TrimSuffix(a.Name, "."))
 	cfg := configOf(env)
@@ -84,6 +92,9 @@ func (r *Runner) Collect(ctx context.Context, env *check.Env, a check.Asset) (Ev
 	}
 	b.wait[host] = append(b.wait[host], ch)
 	full := len(b.hosts) >= cfg.batch
+	if full && r.pending[key] == b {
+		delete(r.pending, key) // later hosts start a new batch
+	}
 	r.mu.Unlock()
 	if full {
 		b.timer.Stop()
@@ -93,7 +104,8 @@ func (r *Runner) Collect(ctx context.Context, env *check.Env, a check.Asset) (Ev
 	case ev := <-ch:
 		return ev, nil
 	case <-ctx.Done():
-		return Evidence{}, check.WithClass(check.Classify(ctx.Err()), fmt.Errorf("web.nuclei: the batch did not finish in the job's time: %w", ctx.Err()))
+		return Evidence{Host: host, PackVersion: PackVersion, UserDir: cfg.userDir, Tags: cfg.tags, Severities: cfg.severities,
+			Templates: []Run{}, Worker: Worker{Exit: "had not finished the host when the job's time ran out", Class: check.Classify(ctx.Err())}}, nil
 	}
 }
 
@@ -108,17 +120,25 @@ func (r *Runner) launch(key string, b *batch) {
 		delete(r.pending, key)
 	}
 	r.mu.Unlock()
-	res := r.runBatch(b)
-	for h, chs := range b.wait {
-		for _, ch := range chs {
-			ch <- res[h]
+	var mu sync.Mutex
+	sent := map[string]bool{}
+	deliver := func(h string, ev Evidence) {
+		mu.Lock()
+		defer mu.Unlock()
+		if sent[h] {
+			return
+		}
+		sent[h] = true
+		for _, ch := range b.wait[h] {
+			ch <- ev
 		}
 	}
+	r.runBatch(b, deliver)
 }
 
-// runBatch runs one worker on the batch's hosts and builds each host's
-// evidence.
-func (r *Runner) runBatch(b *batch) map[string]Evidence {
+// runBatch runs one worker on the batch's hosts and delivers each host's
+// evidence (at the latest when the worker ends).
+func (r *Runner) runBatch(b *batch, deliver func(string, Evidence)) {
 	start := time.Now()
 	budget := r.Budget
 	if budget <= 0 {
@@ -126,64 +146,112 @@ func (r *Runner) runBatch(b *batch) map[string]Evidence {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), budget+workerSlack)
 	defer cancel()
-	out := map[string]Evidence{}
 	base := func(h string) Evidence {
 		return Evidence{Host: h, PackVersion: PackVersion, UserDir: b.cfg.userDir, Tags: b.cfg.tags,
 			Severities: b.cfg.severities, Templates: []Run{}}
 	}
-	// Resolve through the guard first: it refuses names out of scope and
-	// vouches for the addresses of those in scope.
-	var targets []string
+	// Resolve through the guard first (it refuses names out of scope and
+	// vouches for the addresses of those in scope), then open one
+	// connection to port 443: a host that refuses it has nothing to
+	// inspect, one that does not answer is not worth a worker's time.
+	var (
+		targets []string
+		ok      []string
+		rmu     sync.Mutex
+		rwg     sync.WaitGroup
+	)
 	for _, h := range b.hosts {
-		ev := base(h)
-		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := b.env.Addrs(rctx, h)
-		rcancel()
-		if err != nil {
-			ev.ResolveError, ev.ResolveClass = clip(err.Error(), 300), check.Classify(err)
-			out[h] = ev
-			continue
-		}
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			ev := base(h)
+			ev.Worker.Batch = len(b.hosts)
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := b.env.Addrs(rctx, h)
+			rcancel()
+			if err != nil {
+				ev.ResolveError, ev.ResolveClass = clip(err.Error(), 300), check.Classify(err)
+				deliver(h, ev)
+				return
+			}
+			if net, err := preflight(ctx, b.env, h); err != nil {
+				ev.Net = net
+				ev.Worker.Exit, ev.Worker.Class = "was not given the host: "+clip(err.Error(), 200), net.LastClass
+				ev.Templates = runsFor(nil, ev.Worker, net)
+				deliver(h, ev)
+				return
+			}
+			rmu.Lock()
+			ok = append(ok, h)
+			rmu.Unlock()
+		}()
+	}
+	rwg.Wait()
+	sort.Strings(ok)
+	for _, h := range ok {
 		targets = append(targets, "https://"+h)
-		out[h] = ev
 	}
 	if len(targets) == 0 {
-		return out
+		return
 	}
+	// The worker gets the host budget and its start-up; then whatever a
+	// host has not finished is unknown (timeout).
+	wctx, wcancel := context.WithTimeout(ctx, budget+workerStart)
+	defer wcancel()
 	p, err := startProxy(b.env, b.cfg.hostRate, budget, hostByteCap)
 	if err != nil {
-		for _, h := range b.hosts {
-			ev := out[h]
+		for _, h := range ok {
+			ev := base(h)
 			ev.Worker = Worker{Batch: len(b.hosts), Exit: "did not start: " + err.Error(), Class: check.ErrInternal}
-			out[h] = ev
+			deliver(h, ev)
 		}
-		return out
+		return
 	}
 	defer p.Close()
-
-	events, w := r.runWorker(ctx, b, targets, p)
-	w.Batch = len(b.hosts)
-	w.ElapsedMS = time.Since(start).Milliseconds()
-	p.Close()
-	for _, h := range b.hosts {
-		ev := out[h]
-		if ev.ResolveError != "" {
-			ev.Worker = w
-			out[h] = ev
-			continue
-		}
-		ev.Net = p.Host(h)
+	build := func(h string, evs []Event, w Worker) Evidence {
+		ev := base(h)
+		w.Batch = len(b.hosts)
+		w.ElapsedMS = time.Since(start).Milliseconds()
 		ev.Worker = w
-		ev.Templates = runsFor(h, events[h], w, ev.Net)
-		out[h] = ev
+		ev.Net = p.Host(h)
+		ev.Templates = runsFor(evs, w, ev.Net)
+		return ev
 	}
-	return out
+	events, w := r.runWorker(wctx, b, targets, p, func(h string, evs []Event) {
+		deliver(h, build(h, evs, Worker{}))
+	})
+	for _, h := range ok {
+		deliver(h, build(h, events[h], w))
+	}
+}
+
+// preflight opens (and closes) one connection to the host's port 443
+// through env, as the worker's would go.
+func preflight(ctx context.Context, env *check.Env, host string) (hostNet, error) {
+	ctx, cancel := context.WithTimeout(ctx, preflightTime)
+	defer cancel()
+	n := hostNet{Dials: 1}
+	c, err := env.DialContext(ctx, "tcp", net.JoinHostPort(host, "443"))
+	if err == nil {
+		c.Close()
+		return hostNet{}, nil
+	}
+	n.LastClass = check.Classify(err)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		n.Refused = 1
+	case n.LastClass == check.ErrScope:
+		n.Scope = 1
+	default:
+		n.Failed = 1
+	}
+	return n, err
 }
 
 // runsFor folds a host's events into one Run per template: matched if any
 // event matched, else error if any errored, else clean; pack templates
 // without an event did not run.
-func runsFor(host string, evs []Event, w Worker, net hostNet) []Run {
+func runsFor(evs []Event, w Worker, net hostNet) []Run {
 	byT := map[string]*Run{}
 	var order []string
 	for _, e := range evs {
@@ -229,8 +297,9 @@ func runsFor(host string, evs []Event, w Worker, net hostNet) []Run {
 	return out
 }
 
-// runWorker starts the worker and reads its events, by host.
-func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *guardProxy) (map[string][]Event, Worker) {
+// runWorker starts the worker and reads its events, by host; done is
+// called for a host as soon as every loaded template has a result there.
+func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *guardProxy, done func(string, []Event)) (map[string][]Event, Worker) {
 	var w Worker
 	exe, err := r.workerPath()
 	if err != nil {
@@ -246,7 +315,7 @@ func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *g
 	job := Job{Version: JobVersion, Targets: targets, Pack: true, PackVersion: PackVersion,
 		UserDir: b.cfg.userDir, Tags: b.cfg.tags, Severities: b.cfg.severities,
 		Proxy: p.Addr(), Resolver: p.DNSAddr(), RateLimit: b.cfg.rate, Timeout: requestTime,
-		WorkDir: dir, HostConcurrency: min(len(targets), 25), TemplateConcurrency: 10, MaxHostErrors: 3}
+		WorkDir: dir, HostConcurrency: min(len(targets), 64), TemplateConcurrency: 10, MaxHostErrors: 3}
 	in, _ := json.Marshal(job)
 	cmd := exec.CommandContext(ctx, exe, "nuclei-worker")
 	cmd.Stdin = bytes.NewReader(in)
@@ -273,17 +342,38 @@ func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *g
 	}
 	r.Starts.Add(1)
 	events := map[string][]Event{}
+	var loaded []string // "source/template"
+	seen := map[string]map[string]bool{}
+	finished := map[string]bool{}
+	complete := func(h string) bool {
+		if loaded == nil || finished[h] {
+			return false
+		}
+		for _, k := range loaded {
+			if !seen[h][k] {
+				return false
+			}
+		}
+		return true
+	}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
-	done := false
+	ended := false
 	for sc.Scan() {
 		var e Event
 		if json.Unmarshal(sc.Bytes(), &e) != nil {
 			continue
 		}
 		if e.Done {
-			done = true
+			ended = true
 			w.LoadError = clip(e.LoadError, 500)
+			continue
+		}
+		if e.Loaded != nil && e.Template == "" {
+			loaded = loaded[:0:0]
+			for k := range e.Loaded {
+				loaded = append(loaded, k)
+			}
 			continue
 		}
 		h := hostOfTarget(e.Target)
@@ -291,6 +381,14 @@ func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *g
 			continue
 		}
 		events[h] = append(events[h], e)
+		if seen[h] == nil {
+			seen[h] = map[string]bool{}
+		}
+		seen[h][e.Source+"/"+e.Template] = true
+		if complete(h) {
+			finished[h] = true
+			done(h, events[h])
+		}
 	}
 	err = cmd.Wait()
 	switch {
@@ -298,7 +396,7 @@ func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *g
 		w.Exit, w.Class = "was stopped at the batch's time limit", check.ErrTimeout
 	case err != nil:
 		w.Exit, w.Class = clip("failed: "+err.Error()+": "+strings.TrimSpace(stderr.String()), 500), check.ErrInternal
-	case !done:
+	case !ended:
 		w.Exit, w.Class = "ended without finishing its output", check.ErrInternal
 	}
 	return events, w

@@ -161,6 +161,7 @@ func Evaluate(in check.In[Evidence]) []check.Finding {
 		}
 	}
 	refused := ev.Net.Dials > 0 && ev.Net.Refused == ev.Net.Dials
+	slow := timedOut(ev)
 	for _, t := range Pack() {
 		f := check.Finding{CheckID: t.Meta.ID, Rule: t.Meta.Rule}
 		r, ok := byTmpl[t.ID]
@@ -180,6 +181,11 @@ func Evaluate(in check.In[Evidence]) []check.Finding {
 		case r.Outcome == Matched:
 			f.Outcome = check.Fail
 			f.Message = fmt.Sprintf("%s: %s matched at %s%s", t.Meta.Title, t.ID, r.URL, extractedNote(r))
+		case r.Outcome == Clean && slow:
+			// A host that timed out (a trickled body, the budget spent)
+			// may have been judged on a cut response: not a pass.
+			f.Outcome, f.Reason = check.Unknown, string(check.ErrTimeout)
+			f.Message = fmt.Sprintf("could not tell: template %s did not match, but %s timed out during the batch, so what nuclei read may be cut short", t.ID, ev.Host)
 		case r.Outcome == Clean:
 			f.Outcome = check.Pass
 			f.Message = fmt.Sprintf("template %s (pack %s) ran on %s and did not match", t.ID, ev.PackVersion, ev.Host)
@@ -196,6 +202,20 @@ func Evaluate(in check.In[Evidence]) []check.Finding {
 		out = append(out, evaluateCustom(ev, refused))
 	}
 	return out
+}
+
+// timedOut: the host timed out somewhere in the batch (a connection, the
+// per-host budget, a template's request, or the worker's time limit).
+func timedOut(ev Evidence) bool {
+	if ev.Net.LastClass == check.ErrTimeout || ev.Worker.Class == check.ErrTimeout {
+		return true
+	}
+	for _, r := range ev.Templates {
+		if r.Outcome != Matched && r.Outcome != Clean && r.Class == check.ErrTimeout {
+			return true
+		}
+	}
+	return false
 }
 
 func evaluateCustom(ev Evidence, refused bool) check.Finding {
@@ -239,6 +259,9 @@ func evaluateCustom(ev Evidence, refused bool) check.Finding {
 				break
 			}
 		}
+	case timedOut(ev):
+		f.Outcome, f.Reason = check.Unknown, string(check.ErrTimeout)
+		f.Message = "could not tell: no operator template matched, but " + ev.Host + " timed out during the batch"
 	case clean == 0:
 		f.Outcome, f.Reason = check.Unknown, string(check.ErrOther)
 		f.Message = "could not tell: no operator template ran on " + ev.Host + " (none selected by the filters, or the directory has none)" + workerNote(ev.Worker)
@@ -306,7 +329,7 @@ func configOf(env *check.Env) config {
 		return out
 	}
 	c := config{userDir: env.Setting(SetTemplates), tags: split(env.Setting(SetTags)),
-		severities: split(env.Setting(SetSeverity)), rate: 100, hostRate: 10, batch: 64}
+		severities: split(env.Setting(SetSeverity)), rate: 300, hostRate: 20, batch: 64}
 	if n, err := strconv.Atoi(env.Setting(SetRate)); err == nil && n > 0 {
 		c.rate = n
 	}

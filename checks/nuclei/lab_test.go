@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -120,5 +121,72 @@ func TestExposureCasesMatchTheirTruth(t *testing.T) {
 	}
 	if n := r.Starts.Load(); n != 1 {
 		t.Errorf("%d worker starts for %d hosts, want 1 batch", n, len(hosts))
+	}
+}
+
+// TestEveryJudgedHostMatchesTheTruth runs web.nuclei alone on every host
+// the lab states truth for, each job with the 20 s the lab's truth test
+// gives it.
+func TestEveryJudgedHostMatchesTheTruth(t *testing.T) {
+	l := sharedLab(t)
+	want := map[string]map[string]check.Outcome{}
+	for _, e := range l.Truth() {
+		if e.Kind != check.KindHost || !(strings.HasPrefix(e.CheckID, "web.exposure.") || strings.HasPrefix(e.CheckID, "web.takeover.")) {
+			continue
+		}
+		if want[e.Name] == nil {
+			want[e.Name] = map[string]check.Outcome{}
+		}
+		want[e.Name][e.CheckID] = e.Outcome
+	}
+	var hosts []string
+	for _, e := range l.Truth() {
+		if e.Kind == check.KindHost && !slices.Contains(hosts, e.Name) {
+			hosts = append(hosts, e.Name)
+		}
+	}
+	sort.Strings(hosts)
+	c := nuclei.NewCheck(&nuclei.Runner{})
+	env, pol := l.Env(), l.Policy()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var diffs []string
+	start := time.Now()
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			ev, _ := c.Collect(ctx, env, check.Asset{Kind: check.KindHost, Name: h})
+			fs := c.Evaluate(ev, pol)
+			mu.Lock()
+			defer mu.Unlock()
+			got := map[string]check.Finding{}
+			for _, f := range fs {
+				got[f.CheckID] = f
+			}
+			for id, f := range got {
+				if o, ok := want[h][id]; !ok {
+					diffs = append(diffs, fmt.Sprintf("%s %s: got %s, not in the truth", h, id, f.Outcome))
+				} else if o != f.Outcome {
+					diffs = append(diffs, fmt.Sprintf("%s %s: got %s (%s), want %s", h, id, f.Outcome, f.Message, o))
+				}
+			}
+			for id, o := range want[h] {
+				if _, ok := got[id]; !ok {
+					diffs = append(diffs, fmt.Sprintf("%s %s: no finding, want %s", h, id, o))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d hosts in %s", len(hosts), time.Since(start).Round(time.Millisecond))
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Errorf("%d verdicts differ:\n%s", len(diffs), strings.Join(diffs, "\n"))
 	}
 }

@@ -35,11 +35,16 @@ type Template struct {
 	File string
 	Hash string // sha256 of the file, hex
 	Meta check.Meta
+	// Paths are the http requests' paths ("{{BaseURL}}/.env").
+	Paths []string
 }
 
 // packYAML is what the pack reads of a nuclei template.
 type packYAML struct {
 	ID   string `yaml:"id"`
+	HTTP []struct {
+		Path []string `yaml:"path"`
+	} `yaml:"http"`
 	Info struct {
 		Name        string `yaml:"name"`
 		Severity    string `yaml:"severity"`
@@ -83,7 +88,11 @@ func ParseTemplate(file string, b []byte) (Template, error) {
 		refs = append(refs, check.Ref{Standard: p[0], Section: p[1], URL: p[2], Status: p[3]})
 	}
 	sum := sha256.Sum256(b)
-	return Template{ID: y.ID, File: file, Hash: hex.EncodeToString(sum[:]), Meta: check.Meta{
+	var paths []string
+	for _, h := range y.HTTP {
+		paths = append(paths, h.Path...)
+	}
+	return Template{ID: y.ID, File: file, Hash: hex.EncodeToString(sum[:]), Paths: paths, Meta: check.Meta{
 		ID: md.ID, Rule: md.ID, Title: md.Title, Severity: sev,
 		Description: strings.TrimSpace(y.Info.Description) + " (nuclei template " + y.ID + " of posture's pack.)",
 		Remediation: strings.TrimSpace(y.Info.Remediation), Standards: refs,

@@ -61,6 +61,6 @@ type Event struct {
 
 	// Done closes the stream: the templates loaded, by source.
 	Done      bool              `json:"done,omitempty"`
-	Loaded    map[string]string `json:"loaded,omitempty"` // template id → source
+	Loaded    map[string]string `json:"loaded,omitempty"` // "source/template id" → source (sent before any result, and with Done)
 	LoadError string            `json:"load_error,omitempty"`
 }

@@ -80,7 +80,9 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 	}
 
 	svc := scanner.ServiceClient(l.Dial)
-	gh, err := githubClient(svc, l.GitHubURL, "")
+	// The lab's token sees what an organisation owner sees; the ETag cache
+	// makes night 2's unchanged GitHub data free.
+	gh, err := githubClient(svc, l.GitHubURL, lab.GitHubToken, &ghCache{st: st}, 0)
 	if err != nil {
 		return err
 	}
@@ -89,7 +91,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 500 * time.Millisecond, Retries: 1},
 		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CAPEM: l.CAPEM,
 		TrustAnchors: dnscheck.Settings.Get(l.Policy()).TrustAnchors, // the lab's DNSSEC island
-		CTURL:        l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc, EHLOName: "posture-demo.lab-dns.nhs.uk",
+		CTURL:        l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc, Sources: pagesSource(gh), EHLOName: "posture-demo.lab-dns.nhs.uk",
 		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log, Progress: progressBar(g.stderr),
 			Policy: l.Policy()},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"github.com/nhsx/posture/scanner"
 	"github.com/nhsx/posture/scanner/discover"
 	"github.com/nhsx/posture/scanner/estate"
+	"github.com/nhsx/posture/scanner/ghhttp"
+	"github.com/nhsx/posture/scanner/ghpages"
 	"github.com/nhsx/posture/scanner/store"
 )
 
@@ -36,6 +39,8 @@ type scanFlags struct {
 	jobTimeout, dnsTimeout, connTimeout  time.Duration
 	ehloName                             string
 	githubTokenEnv, githubAPI, ctURL     string
+	githubMaxWait                        time.Duration
+	ghCache                              *ghCache
 	rdapURL                              string
 	trustAnchor                          string
 	labels                               []string
@@ -65,6 +70,7 @@ func scanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			f.ghCache.st = st // the GitHub ETag cache lives in the database
 			stats, err := scanner.Run(cmd.Context(), st, *cfg)
 			if err := useSecretKey(f.db); err != nil {
 				return err
@@ -93,6 +99,7 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.dnsTimeout, "dns-timeout", 2*time.Second, "time limit of one DNS attempt (retried twice)")
 	fl.StringVar(&f.githubTokenEnv, "github-token-env", "GITHUB_TOKEN", "environment variable holding a GitHub token")
 	fl.StringVar(&f.githubAPI, "github-api", "https://api.github.com/", "GitHub REST API base URL")
+	fl.DurationVar(&f.githubMaxWait, "github-max-wait", ghhttp.DefaultMaxWait, "longest wait for a GitHub rate limit to reset; beyond it the repository checks left are unknown (rate-limited)")
 	fl.StringVar(&f.ctURL, "ct-url", "https://crt.sh/", "Certificate Transparency search (crt.sh JSON); empty: no CT discovery")
 	fl.StringSliceVar(&f.labels, "discover-labels", discover.DefaultLabels, "host labels asked for in DNS under every estate domain (label.<domain>); empty: none")
 	fl.BoolVar(&f.axfr, "discover-axfr", true, "ask the estate domains' name servers (and SOA primary) for zone transfers; a server that allows one gives the zone's names")
@@ -165,7 +172,11 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	// One breaker per configured service, for the run: a GitHub API that
 	// is down costs one timeout, as a CT or RDAP service does.
 	services := &scanner.Services{Log: g.log}
-	gh, err := githubClient(services.Client("github", svc), f.githubAPI, os.Getenv(f.githubTokenEnv))
+	if f.githubMaxWait < 0 {
+		return nil, usagef("--github-max-wait must not be negative")
+	}
+	f.ghCache = &ghCache{}
+	gh, err := githubClient(services.Client("github", svc), f.githubAPI, os.Getenv(f.githubTokenEnv), f.ghCache, f.githubMaxWait)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +184,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
 		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM, TrustAnchors: anchors,
 		ConnectTimeout: f.connTimeout, EHLOName: f.ehloName,
-		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc, Services: services,
+		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc, Services: services, Sources: pagesSource(gh),
 		Labels: labels, CTRefresh: f.ctRefresh, NoAXFR: !f.axfr,
 		Options: scanner.Options{
 			Env: hstsPreloadEnv(preload), Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
@@ -260,7 +271,12 @@ func loadRoots(caFile string) (*x509.CertPool, []byte, error) {
 	return roots, pem, nil
 }
 
-func githubClient(hc *http.Client, base, token string) (*github.Client, error) {
+// githubClient is the GitHub API client of a run: go-github over the
+// GitHub transport (ghhttp: ETags kept in cache, rate limits waited out up
+// to maxWait, 0: the default) over hc's transport. The client has no
+// overall timeout, so that a rate-limit wait is not cut short; hc's
+// transport bounds each exchange.
+func githubClient(hc *http.Client, base, token string, cache ghhttp.Cache, maxWait time.Duration) (*github.Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, usagef("--github-api %q: want an http(s) URL", base)
@@ -268,12 +284,43 @@ func githubClient(hc *http.Client, base, token string) (*github.Client, error) {
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	c := github.NewClient(hc)
+	var rt http.RoundTripper
+	if hc != nil {
+		rt = hc.Transport
+	}
+	c := github.NewClient(&http.Client{Transport: &ghhttp.Transport{Base: rt, Cache: cache, MaxWait: maxWait}})
 	if token != "" {
 		c = c.WithAuthToken(token)
 	}
 	c.BaseURL = u
 	return c, nil
+}
+
+// pagesSource finds names in the GitHub Pages CNAME files of the
+// organisations' repositories (nil: no GitHub client).
+func pagesSource(gh *github.Client) []discover.NameSource {
+	if gh == nil {
+		return nil
+	}
+	return []discover.NameSource{ghpages.Source{GitHub: gh}}
+}
+
+// ghCache is the GitHub ETag cache: the run's database once it is open
+// (until then, and without one, nothing is kept).
+type ghCache struct{ st *store.Store }
+
+func (c *ghCache) GitHubCacheGet(ctx context.Context, key string) (string, http.Header, []byte, bool, error) {
+	if c == nil || c.st == nil {
+		return "", nil, nil, false, nil
+	}
+	return c.st.GitHubCacheGet(ctx, key)
+}
+
+func (c *ghCache) GitHubCachePut(ctx context.Context, key, etag string, h http.Header, body []byte) error {
+	if c == nil || c.st == nil {
+		return nil
+	}
+	return c.st.GitHubCachePut(ctx, key, etag, h, body)
 }
 
 func printStats(w io.Writer, s *scanner.Stats, db string) {

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/scanner/ghhttp"
 )
 
 // The fake GitHub REST API: enough of api.github.com for go-github to list
@@ -377,4 +381,34 @@ func (l *Lab) ghRepo(o *labOrg, j int, full, authed bool) ghRepo {
 // GitHub Enterprise (the secrets family's git server serves it).
 func (l *Lab) cloneURL(fullName string) string {
 	return strings.TrimSuffix(l.GitHubURL, "api/v3/") + fullName + ".git"
+}
+
+// GitHubClient is an HTTP client for the lab GitHub as a scan reaches it:
+// through the GitHub transport (ETags, rate limits: the lab scripts some)
+// with the lab's token, over dial.
+func (l *Lab) GitHubClient(cache ghhttp.Cache) *http.Client {
+	base := &http.Transport{DialContext: l.Dial, MaxIdleConnsPerHost: 8, IdleConnTimeout: 5 * time.Second}
+	return &http.Client{Transport: ghToken{&ghhttp.Transport{Base: base, Cache: cache, MaxWait: time.Minute}}}
+}
+
+// ghToken adds the lab token to every request.
+type ghToken struct{ rt http.RoundTripper }
+
+func (t ghToken) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+GitHubToken)
+	return t.rt.RoundTrip(r)
+}
+
+// withGitHub adds the lab GitHub, as the "github" service, to services.
+func (l *Lab) withGitHub(services map[string]check.Service) map[string]check.Service {
+	u, err := url.Parse(l.GitHubURL)
+	if err != nil || l.GitHubURL == "" {
+		return services
+	}
+	if services == nil {
+		services = map[string]check.Service{}
+	}
+	services["github"] = check.Service{URL: u, Client: l.GitHubClient(nil)}
+	return services
 }

@@ -36,17 +36,20 @@ type ghServer struct {
 
 	requests atomic.Int64 // every API request
 	spent    atomic.Int64 // requests that cost rate limit (a 304 with a token does not)
+	spentOK  atomic.Int64 // of those, the ones answered 200 (with an ETag)
 	used     [2]atomic.Int64
 }
 
 // GitHubRequests reports the lab GitHub's API requests since the lab
-// started: all of them, and those that cost rate limit as GitHub counts it
-// (a conditional request answered 304 with a token is free).
-func (l *Lab) GitHubRequests() (total, spent int64) {
+// started: all of them, those that cost rate limit as GitHub counts it (a
+// conditional request answered 304 with a token is free), and of those the
+// ones answered 200 with an ETag (a resource a cache could have kept; the
+// rest are errors, 204s and rate limits, which carry no ETag).
+func (l *Lab) GitHubRequests() (total, spent, spentOK int64) {
 	if l.gh == nil {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return l.gh.requests.Load(), l.gh.spent.Load()
+	return l.gh.requests.Load(), l.gh.spent.Load(), l.gh.spentOK.Load()
 }
 
 func ghAuthed(r *http.Request) bool {
@@ -172,6 +175,9 @@ func (g *ghServer) wrap(mux http.Handler) http.Handler {
 			}
 		}
 		g.spent.Add(1)
+		if code == http.StatusOK && r.Method == http.MethodGet {
+			g.spentOK.Add(1)
+		}
 		setUsed(g.used[who].Add(1))
 		w.WriteHeader(code)
 		w.Write(rec.buf.Bytes())
@@ -295,7 +301,7 @@ func (g *ghServer) routes(mux *http.ServeMux) {
 		ghJSON(w, http.StatusOK, map[string]any{"type": "file", "encoding": "base64", "size": len(b), "name": path.Base(p),
 			"path": p, "content": wrapBase64(b), "sha": sha, "url": self, "git_url": git, "html_url": html,
 			"download_url": "https://raw.githubusercontent.com/" + ref.o.GitHub + "/" + rp.Name + "/" + repoBranch(rp) + "/" + p,
-			"_links": map[string]string{"self": self, "git": git, "html": html}})
+			"_links":       map[string]string{"self": self, "git": git, "html": html}})
 	})
 	admin := func(w http.ResponseWriter, r *http.Request, doc string) (ghRef, bool) {
 		ref, ok := g.repo(r)
@@ -347,11 +353,15 @@ func (g *ghServer) routes(mux *http.ServeMux) {
 			ghError(w, http.StatusForbidden, "Resource not accessible by integration", "dependabot/alerts#list-dependabot-alerts-for-a-repository")
 			return
 		}
+		if ref.o.Repos[ref.j].Spec.NoDependabotAlerts {
+			ghError(w, http.StatusForbidden, "Dependabot alerts are disabled for this repository.", "dependabot/alerts#list-dependabot-alerts-for-a-repository")
+			return
+		}
 		out := []map[string]any{}
 		if ref.o.Repos[ref.j].Spec.OpenCritical && r.URL.Query().Get("state") != "dismissed" {
 			created := l.pki.now.Add(-60 * 24 * time.Hour).UTC().Format(time.RFC3339)
 			adv := map[string]any{"ghsa_id": "GHSA-9wx4-h78v-vm56", "cve_id": "CVE-2024-35195", "severity": "critical",
-				"summary": "Requests Session object does not verify requests after making first request with verify=False",
+				"summary":     "Requests Session object does not verify requests after making first request with verify=False",
 				"identifiers": []map[string]string{{"type": "GHSA", "value": "GHSA-9wx4-h78v-vm56"}, {"type": "CVE", "value": "CVE-2024-35195"}}}
 			vuln := map[string]any{"package": map[string]string{"ecosystem": "pip", "name": "requests"}, "severity": "critical",
 				"vulnerable_version_range": "< 2.32.0", "first_patched_version": map[string]string{"identifier": "2.32.0"}}
@@ -392,6 +402,39 @@ func (g *ghServer) routes(mux *http.ServeMux) {
 			"allow_deletions": map[string]bool{"enabled": false}, "block_creations": map[string]bool{"enabled": false},
 			"required_conversation_resolution": map[string]bool{"enabled": false}, "lock_branch": map[string]bool{"enabled": false},
 			"allow_fork_syncing": map[string]bool{"enabled": false}})
+	})
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pages", func(w http.ResponseWriter, r *http.Request) {
+		ref, ok := g.repo(r)
+		if !ok || !ref.o.Repos[ref.j].HasPages {
+			ghNotFound(w, "pages/pages#get-a-apiname-pages-site")
+			return
+		}
+		rp := ref.o.Repos[ref.j]
+		var cname any
+		html := "https://" + strings.ToLower(ref.o.GitHub) + ".github.io/" + rp.Name + "/"
+		if c := rp.Spec.PagesCNAME; c != "" {
+			cname, html = c, "https://"+c+"/"
+		}
+		ghJSON(w, http.StatusOK, map[string]any{"url": api(ref) + "/pages", "status": "built", "cname": cname,
+			"custom_404": false, "html_url": html, "build_type": "legacy",
+			"source": map[string]string{"branch": repoBranch(rp), "path": "/"}, "public": true, "https_enforced": true})
+	})
+	mux.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch}", func(w http.ResponseWriter, r *http.Request) {
+		ref, ok := g.repo(r)
+		if !ok || r.PathValue("branch") != repoBranch(ref.o.Repos[ref.j]) {
+			ghError(w, http.StatusNotFound, "Branch not found", "branches/branches#get-a-branch")
+			return
+		}
+		rp := ref.o.Repos[ref.j]
+		b := repoBranch(rp)
+		sha := fakeSHA(ref.o.GitHub, rp.Name, "commit", "0")
+		protected := !rp.Spec.NoProtection
+		out := map[string]any{"name": b, "protected": protected,
+			"commit":         map[string]any{"sha": sha, "url": api(ref) + "/commits/" + sha},
+			"_links":         map[string]string{"self": api(ref) + "/branches/" + b, "html": "https://github.com/" + ref.o.GitHub + "/" + rp.Name + "/tree/" + b},
+			"protection":     map[string]any{"enabled": protected && !rp.Spec.RulesetProtection, "required_status_checks": map[string]any{"enforcement_level": "off", "contexts": []string{}, "checks": []any{}}},
+			"protection_url": api(ref) + "/branches/" + b + "/protection"}
+		ghJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /repos/{owner}/{repo}/rules/branches/{branch}", func(w http.ResponseWriter, r *http.Request) {
 		ref, ok := g.repo(r)
@@ -451,7 +494,7 @@ func (g *ghServer) routes(mux *http.ServeMux) {
 			out = append(out, map[string]any{"sha": sha, "node_id": "C_" + sha[:20],
 				"commit": map[string]any{"author": who, "committer": who, "message": fmt.Sprintf("Change %d", 5-i),
 					"tree": map[string]string{"sha": tree, "url": api(ref) + "/git/trees/" + tree},
-					"url": api(ref) + "/git/commits/" + sha, "comment_count": 0, "verification": ver},
+					"url":  api(ref) + "/git/commits/" + sha, "comment_count": 0, "verification": ver},
 				"url": api(ref) + "/commits/" + sha, "html_url": "https://github.com/" + ref.o.GitHub + "/" + rp.Name + "/commit/" + sha,
 				"author": nil, "committer": nil, "parents": parents})
 		}

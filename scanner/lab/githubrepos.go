@@ -74,9 +74,6 @@ type RepoSpec struct {
 	// OrgWeak: the organisation does not require 2FA and gives members
 	// write access by default.
 	OrgHidden, OrgWeak bool
-	// DotGitHubSecurity marks the organisation's .github repository: its
-	// root SECURITY.md is inherited by repositories without their own.
-	DotGitHub bool
 }
 
 func repoLabel(zone string) string {
@@ -95,11 +92,11 @@ func repoCases() []Case {
 			return []Repo{{Name: l + "-tool", Description: "An old tool", Language: "Python", PushedAgo: 500 * 24 * time.Hour,
 				Spec: RepoSpec{ShortReadme: true, NoSecurity: true, NoPVR: true, NoCodeowners: true, NoContributing: true,
 					NoSecretScanning: true, NoGitleaks: true, NoDependabotConfig: true, NoDependabotAlerts: true,
-					OpenCritical: true, NoProtection: true, UnsignedCommits: true, UnpinnedAction: true, NoPermissions: true}}}
+					NoProtection: true, UnsignedCommits: true, UnpinnedAction: true, NoPermissions: true}}}
 		}),
 		one("repo-partial", func(l string) []Repo {
 			return []Repo{{Name: l + "-app", Description: "An app half set up", Language: "JavaScript", License: "NOASSERTION",
-				Spec: RepoSpec{SecurityNoRoute: true, SecurityAt: "root", CodeownersErrors: true, DependabotNoActions: true,
+				Spec: RepoSpec{SecurityNoRoute: true, SecurityAt: "root", CodeownersErrors: true, DependabotNoActions: true, OpenCritical: true,
 					WeakProtection: true, WriteAll: true, RiskyTrigger: true}}}
 		}),
 		one("repo-ruleset", func(l string) []Repo {
@@ -108,7 +105,7 @@ func repoCases() []Case {
 		}),
 		one("repo-inherited", func(l string) []Repo {
 			return []Repo{
-				{Name: ".github", Description: "Community health files", License: "MIT", Spec: RepoSpec{DotGitHub: true, SecurityAt: "root"}},
+				{Name: ".github", Description: "Community health files", License: "MIT", Spec: RepoSpec{SecurityAt: "root"}},
 				{Name: l + "-portal", Description: "Relies on the organisation's SECURITY.md", Language: "TypeScript", License: "MIT",
 					Spec: RepoSpec{NoSecurity: true}}}
 		}),
@@ -255,17 +252,17 @@ func repoFiles(o *labOrg, rp Repo) map[string][]byte {
 		}
 		f[dir+"SECURITY.md"] = body
 	}
-	if !s.NoContributing && !s.DotGitHub {
+	if !s.NoContributing {
 		f["CONTRIBUTING.md"] = "# Contributing\n\nOpen a pull request; a code owner reviews it.\n"
 	}
-	if !s.NoCodeowners && !s.DotGitHub {
+	if !s.NoCodeowners {
 		team := "@" + o.GitHub + "/maintainers"
 		if s.CodeownersErrors {
 			team = "@" + o.GitHub + "/secret-reviewers"
 		}
 		f[".github/CODEOWNERS"] = "# Every change needs a maintainer's review\n* " + team + "\n"
 	}
-	if rp.Archived || s.DotGitHub {
+	if rp.Archived {
 		return bytesMap(f)
 	}
 	manifest, mbody, eco := repoManifest(rp.Language)
@@ -382,6 +379,17 @@ func (o *labOrg) orgSecurity() (found, route bool) {
 	return false, false
 }
 
+// orgContributing reports whether the organisation's .github repository
+// has a CONTRIBUTING file to inherit.
+func (o *labOrg) orgContributing() bool {
+	for _, rp := range o.Repos {
+		if rp.Name == ".github" && !rp.Spec.NoContributing {
+			return true
+		}
+	}
+	return false
+}
+
 // ghTruth is the ground truth of the repo.* and org.* checks on every lab
 // repository and organisation (repo.secrets.history is the secrets
 // family's).
@@ -462,11 +470,6 @@ func (l *Lab) repoTruth(o *labOrg, rp Repo) []Expect {
 		for _, id := range rest {
 			t[id] = check.NA
 		}
-	case s.DotGitHub:
-		// Community health files only: no code, no workflows.
-		for _, id := range rest {
-			t[id] = check.NA
-		}
 	default:
 		adminOnly := func(bad bool) check.Outcome {
 			if !admin {
@@ -476,7 +479,7 @@ func (l *Lab) repoTruth(o *labOrg, rp Repo) []Expect {
 		}
 		t["repo.pvr"] = adminOnly(s.NoPVR)
 		t["repo.codeowners"] = pf(s.NoCodeowners || s.CodeownersErrors)
-		t["repo.contributing"] = pf(s.NoContributing)
+		t["repo.contributing"] = pf(s.NoContributing && !o.orgContributing())
 		t["repo.secret-scanning"] = adminOnly(s.NoSecretScanning)
 		t["repo.gitleaks-config"] = pf(s.NoGitleaks)
 		if s.NoDependabotConfig || s.DependabotNoActions {
@@ -485,6 +488,9 @@ func (l *Lab) repoTruth(o *labOrg, rp Repo) []Expect {
 			t["repo.dependabot"] = adminOnly(s.NoDependabotAlerts)
 		}
 		t["repo.vuln-alerts.open"] = adminOnly(s.OpenCritical)
+		if admin && s.NoDependabotAlerts {
+			t["repo.vuln-alerts.open"] = check.Unknown // alerts disabled: none to list
+		}
 		if s.RulesetProtection {
 			t["repo.branch-protection"] = check.Pass // rulesets are readable without admin
 		} else {
@@ -502,6 +508,22 @@ func (l *Lab) repoTruth(o *labOrg, rp Repo) []Expect {
 	}
 	if len(out) != len(t) || slices.ContainsFunc(out, func(e Expect) bool { return e.Outcome == "" }) {
 		panic("lab: repo truth incomplete for " + name)
+	}
+	return out
+}
+
+// PagesNames are the custom domains of the lab's GitHub Pages sites (the
+// CNAME files of repositories with Pages), by the organisation's GitHub
+// login: what Pages discovery (scanner/ghpages) must find.
+func (l *Lab) PagesNames() map[string][]string {
+	out := map[string][]string{}
+	for i := range l.orgs {
+		o := &l.orgs[i]
+		for _, rp := range o.Repos {
+			if o.GitHub != "" && rp.HasPages && !rp.Archived && rp.Spec.PagesCNAME != "" {
+				out[o.GitHub] = append(out[o.GitHub], rp.Spec.PagesCNAME)
+			}
+		}
 	}
 	return out
 }

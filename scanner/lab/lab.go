@@ -566,7 +566,7 @@ func (l *Lab) Env() *check.Env {
 		Log:   l.log,
 		Hints: l.ctHints(l.dkimHints()),
 		// The RDAP service (rdap.go).
-		Services: l.services(),
+		Services: l.withGitHub(l.services()),
 		// The lab's HSTS preload list (webcheck.go).
 		Lists: webPreloadLists(l.domains),
 	}
@@ -613,5 +613,6 @@ func (l *Lab) Truth() []Expect {
 	for _, d := range l.domains {
 		out = append(out, d.Expect...)
 	}
+	out = append(out, l.ghTruth()...) // repositories and organisations (githubrepos.go)
 	return append(out, l.infraExpect...)
 }

@@ -72,10 +72,29 @@ func Run(ctx context.Context, job nuclei.Job, out io.Writer) error {
 	if job.UserDir != "" {
 		runs = append(runs, source{name: "user", dir: job.UserDir, tags: job.Tags, severities: job.Severities})
 	}
+	// Load every source before running any, and say what was loaded: the
+	// parent then knows when a host has every template's result.
 	var loadErr []string
+	var engines []*loaded
+	defer func() {
+		for _, l := range engines {
+			l.e.Close()
+		}
+	}()
 	for _, s := range runs {
-		if err := runSource(ctx, job, s, w); err != nil {
+		l, err := load(ctx, job, s, w)
+		if err != nil {
 			loadErr = append(loadErr, s.name+": "+err.Error())
+			continue
+		}
+		engines = append(engines, l)
+	}
+	w.mu.Lock()
+	_ = w.enc.Encode(nuclei.Event{Loaded: w.loaded})
+	w.mu.Unlock()
+	for _, l := range engines {
+		if err := l.run(ctx, job, w); err != nil {
+			loadErr = append(loadErr, l.s.name+": "+err.Error())
 		}
 		if ctx.Err() != nil {
 			break
@@ -120,9 +139,16 @@ func writePack(dir string) error {
 	})
 }
 
-// runSource runs one template source (the pack, or the user's directory
-// with its filters) on every target.
-func runSource(ctx context.Context, job nuclei.Job, s source, w *writer) error {
+// loaded is an engine with one source's templates loaded.
+type loaded struct {
+	e *sdk.NucleiEngine
+	s source
+	n int
+}
+
+// load builds an engine for one template source (the pack, or the
+// operator's directory with its filters) and loads its templates.
+func load(ctx context.Context, job nuclei.Job, s source, w *writer) (*loaded, error) {
 	proxyHTTP := "http://" + job.Proxy
 	proxySOCKS := "socks5://" + job.Proxy
 	timeout := max(job.Timeout, 1)
@@ -186,24 +212,28 @@ func runSource(ctx context.Context, job nuclei.Job, s source, w *writer) error {
 	}
 	e, err := sdk.NewNucleiEngineCtx(ctx, opts...)
 	if err != nil {
-		return fmt.Errorf("nuclei engine: %w", err)
+		return nil, fmt.Errorf("nuclei engine: %w", err)
 	}
-	defer e.Close()
 	if err := e.LoadAllTemplates(); err != nil {
-		return fmt.Errorf("load templates: %w", err)
+		e.Close()
+		return nil, fmt.Errorf("load templates: %w", err)
 	}
 	w.mu.Lock()
 	for _, t := range e.GetTemplates() {
-		w.loaded[t.ID] = s.name
+		w.loaded[s.name+"/"+t.ID] = s.name
 	}
-	n := len(e.GetTemplates())
 	w.mu.Unlock()
-	if n == 0 {
+	return &loaded{e: e, s: s, n: len(e.GetTemplates())}, nil
+}
+
+// run runs the source's templates on every target.
+func (l *loaded) run(ctx context.Context, job nuclei.Job, w *writer) error {
+	if l.n == 0 {
 		return nil
 	}
-	e.LoadTargets(job.Targets, false)
-	err = e.ExecuteCallbackWithCtx(ctx, func(ev *output.ResultEvent) {
-		w.write(eventOf(ev, s.name, job.Targets))
+	l.e.LoadTargets(job.Targets, false)
+	err := l.e.ExecuteCallbackWithCtx(ctx, func(ev *output.ResultEvent) {
+		w.write(eventOf(ev, l.s.name, job.Targets))
 	})
 	if err != nil && !errors.Is(err, sdk.ErrNoTargetsAvailable) {
 		return fmt.Errorf("execute: %w", err)
