@@ -102,14 +102,45 @@ func ParseCSP(serialized string) ([]CSPPolicy, error) {
 	return out, nil
 }
 
-// cspScriptList is a policy's effective list for scripts: script-src,
-// else default-src (CSP3 §6.8.1 fallback list, its script-src step);
-// ok is false when the policy restricts no script.
-func cspScriptList(p CSPPolicy) (d CSPDirective, ok bool) {
-	if d, ok = p.Get("script-src"); ok {
-		return d, true
+// cspList is a policy's effective list for one kind of script check: the
+// first of names it has (CSP3 §6.8.1 fallback lists); ok is false when it
+// has none (that kind is not restricted by the policy).
+func cspList(p CSPPolicy, names ...string) (CSPDirective, bool) {
+	for _, n := range names {
+		if d, ok := p.Get(n); ok {
+			return d, true
+		}
 	}
-	return p.Get("default-src")
+	return CSPDirective{}, false
+}
+
+// cspPolicyScripts is what one policy lets through, per kind of script:
+// <script> elements (script-src-elem, script-src, default-src), inline
+// event handlers (script-src-attr, script-src, default-src) and eval()
+// (script-src, default-src). restricts is false when the policy has none
+// of these directives.
+type cspPolicyScripts struct {
+	restricts                       bool
+	inlineElem, inlineAttr, anyHost bool
+	eval                            bool
+}
+
+func cspScripts(p CSPPolicy) cspPolicyScripts {
+	r := cspPolicyScripts{inlineElem: true, inlineAttr: true, anyHost: true, eval: true}
+	if d, ok := cspList(p, "script-src-elem", "script-src", "default-src"); ok {
+		r.restricts = true
+		w := cspWeakness(d)
+		r.inlineElem, r.anyHost = w.inline, w.any
+	}
+	if d, ok := cspList(p, "script-src-attr", "script-src", "default-src"); ok {
+		r.restricts = true
+		r.inlineAttr = cspWeakness(d).inline
+	}
+	if d, ok := cspList(p, "script-src", "default-src"); ok {
+		r.restricts = true
+		r.eval = cspWeakness(d).eval
+	}
+	return r
 }
 
 // cspKeyword reports whether tok is the quoted keyword kw (ASCII

@@ -55,7 +55,7 @@ var (
 // headerRules are the catalogue entries of the security header ids.
 var headerRules = []check.Meta{
 	{ID: HdrCSP, Rule: "csp-enforced", Title: "Content-Security-Policy is enforced and restricts scripts", Severity: check.Medium,
-		Description: "The final response of https://<host>/ sends an enforced Content-Security-Policy (Report-Only alone does not count), parsed as browsers do (CSP3 §2.2: policies split on \",\", directives on \";\", names case-insensitive, the first of a name wins; every policy of every header is enforced). It warns when the policies together let scripts through: every policy's script list (script-src, else default-src) allows 'unsafe-inline' without a nonce, hash or 'strict-dynamic', or 'unsafe-eval', or any host (*, http:, https:, data:, without 'strict-dynamic'); or no policy restricts scripts at all (say only frame-ancestors). No enforced policy fails.",
+		Description: "The final response of https://<host>/ sends an enforced Content-Security-Policy (Report-Only alone does not count), parsed as browsers do (CSP3 §2.2: policies split on \",\", directives on \";\", names case-insensitive, the first of a name wins; every policy of every header is enforced). It warns when the policies together let scripts through: every policy's list for <script> elements (script-src-elem, script-src, default-src: the first present) or for inline event handlers (script-src-attr, script-src, default-src) allows 'unsafe-inline' without a nonce, hash or 'strict-dynamic'; or every policy's list for eval (script-src, default-src) has 'unsafe-eval'; or every policy's list for elements allows any host (*, http:, https:, data:, without 'strict-dynamic'); or no policy restricts scripts at all (say only frame-ancestors). No enforced policy fails.",
 		Remediation: "Send a Content-Security-Policy header whose script-src (or default-src) lists 'self' and the hosts you need, with nonces or hashes instead of 'unsafe-inline', and without 'unsafe-eval' or wildcards; add frame-ancestors 'none' or 'self'.",
 		Standards:   []check.Ref{refNHSBSAHeaders, refGDSWayHeaders, refGDSWayCSP, refCSP3}},
 	{ID: HdrXCTO, Rule: "xcto-nosniff", Title: "X-Content-Type-Options is nosniff", Severity: check.Low,
@@ -230,33 +230,37 @@ func evaluateCSP(h *webfetch.Hop) check.Finding {
 		return x
 	}
 	// A script runs only if every enforced policy allows it: a weakness
-	// counts when every policy that restricts scripts has it.
+	// counts when every policy has it, for one kind of script.
 	restricting := 0
-	weak := cspScriptWeakness{inline: true, eval: true, any: true}
+	weak := cspPolicyScripts{inlineElem: true, inlineAttr: true, anyHost: true, eval: true}
 	for _, p := range ps {
-		d, ok := cspScriptList(p)
-		if !ok {
-			continue
+		w := cspScripts(p)
+		if w.restricts {
+			restricting++
 		}
-		restricting++
-		w := cspWeakness(d)
-		weak.inline = weak.inline && w.inline
+		weak.inlineElem = weak.inlineElem && w.inlineElem
+		weak.inlineAttr = weak.inlineAttr && w.inlineAttr
+		weak.anyHost = weak.anyHost && w.anyHost
 		weak.eval = weak.eval && w.eval
-		weak.any = weak.any && w.any
 	}
 	quoted := hdrClip(strings.Join(csp.Values, ", "))
 	var why []string
 	switch {
 	case restricting == 0:
-		why = append(why, "no policy has script-src or default-src, so scripts are not restricted")
+		why = append(why, "no policy has script-src, default-src or script-src-elem/-attr, so scripts are not restricted")
 	default:
-		if weak.inline {
+		switch {
+		case weak.inlineElem && weak.inlineAttr:
 			why = append(why, "'unsafe-inline' without a nonce, hash or 'strict-dynamic'")
+		case weak.inlineElem:
+			why = append(why, "inline <script> elements ('unsafe-inline' in script-src-elem)")
+		case weak.inlineAttr:
+			why = append(why, "inline event handlers ('unsafe-inline' in script-src-attr)")
 		}
 		if weak.eval {
 			why = append(why, "'unsafe-eval'")
 		}
-		if weak.any {
+		if weak.anyHost {
 			why = append(why, "scripts from any host (*, http:, https: or data:)")
 		}
 	}
