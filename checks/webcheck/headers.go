@@ -71,7 +71,7 @@ var headerRules = []check.Meta{
 		Remediation: `Send "Referrer-Policy: strict-origin-when-cross-origin" (or stricter: same-origin, no-referrer).`,
 		Standards:   []check.Ref{refNHSBSAHeaders, refGDSWayHeaders, refReferrerPolicy}},
 	{ID: HdrPermissions, Rule: "permissions-policy", Title: "Permissions-Policy is sent", Severity: check.Low,
-		Description: "The final response of https://<host>/ sends a non-empty Permissions-Policy header.",
+		Description: "The final response of https://<host>/ sends a Permissions-Policy header that parses as a non-empty structured-field dictionary (RFC 8941), as browsers require: one that does not (say the old Feature-Policy syntax, geolocation 'none') is ignored by them and fails.",
 		Remediation: `Send a Permissions-Policy that turns off the browser features the site does not use, e.g. "Permissions-Policy: camera=(), microphone=(), geolocation=()".`,
 		Standards:   []check.Ref{refGDSWayHeaders}},
 	{ID: HdrInfoLeak, Rule: "no-version-headers", Title: "Headers do not reveal software versions", Severity: check.Low,
@@ -421,14 +421,27 @@ func evaluateReferrer(h *webfetch.Hop) check.Finding {
 
 func evaluatePermissions(h *webfetch.Hop) check.Finding {
 	x := check.Finding{CheckID: HdrPermissions, Rule: hdrRule(HdrPermissions)}
-	v := strings.TrimSpace(strings.Join(h.Headers.Values("Permissions-Policy"), ","))
-	if strings.Trim(v, ", \t") == "" {
+	pp := h.Headers["Permissions-Policy"]
+	v := strings.Join(pp.Values, ", ")
+	if pp.Count == 0 {
 		x.Outcome = check.Fail
 		x.Message = fmt.Sprintf("%s sends no Permissions-Policy", hdrWhere(h))
 		return x
 	}
-	x.Outcome = check.Pass
-	x.Message = fmt.Sprintf("%s sends Permissions-Policy %q", hdrWhere(h), hdrClip(v))
+	keys, err := sfDictKeys(v)
+	switch {
+	case err != nil && pp.Clipped:
+		return hdrClipped(x, h, "Permissions-Policy")
+	case err != nil:
+		x.Outcome = check.Fail
+		x.Message = fmt.Sprintf("%s sends Permissions-Policy %q, which is not a structured-field dictionary (RFC 8941; the old Feature-Policy syntax is not): browsers ignore it", hdrWhere(h), hdrClip(v))
+	case len(keys) == 0:
+		x.Outcome = check.Fail
+		x.Message = fmt.Sprintf("%s sends an empty Permissions-Policy", hdrWhere(h))
+	default:
+		x.Outcome = check.Pass
+		x.Message = fmt.Sprintf("%s sends Permissions-Policy %q", hdrWhere(h), hdrClip(v))
+	}
 	return x
 }
 

@@ -108,3 +108,26 @@ func FuzzSoftware(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPermissionsPolicy parses any value as a structured-field
+// dictionary: no panic, and every key returned is a valid key.
+func FuzzPermissionsPolicy(f *testing.F) {
+	for _, s := range []string{`camera=(), geolocation=(self "https://a.example"), fullscreen=*`, "a=1.5;q=?1, b=:YWJj:, c=@1, d=%\"x\"",
+		"geolocation 'none'", "a=(1 2", `a="\"`, "a=-123456789012345, b=1.,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		keys, err := sfDictKeys(s)
+		if err != nil {
+			return
+		}
+		if len(keys) > sfMaxMembers {
+			t.Fatalf("%d keys", len(keys))
+		}
+		for _, k := range keys {
+			if k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789_-.*") != "" {
+				t.Fatalf("key %q", k)
+			}
+		}
+	})
+}

@@ -195,6 +195,11 @@ func TestOtherHeaderVerdicts(t *testing.T) {
 		{"permissions missing", HdrPermissions, nil, check.Fail},
 		{"permissions empty", HdrPermissions, []string{"Permissions-Policy", " "}, check.Fail},
 		{"permissions present", HdrPermissions, []string{"Permissions-Policy", "geolocation=()"}, check.Pass},
+		{"permissions full", HdrPermissions, []string{"Permissions-Policy", `camera=(), geolocation=(self "https://maps.example"), fullscreen=*, interest-cohort=()`}, check.Pass},
+		{"permissions two headers", HdrPermissions, []string{"Permissions-Policy", "camera=()", "Permissions-Policy", "microphone=(self)"}, check.Pass},
+		{"permissions feature-policy syntax", HdrPermissions, []string{"Permissions-Policy", "geolocation 'none'; camera 'none'"}, check.Fail},
+		{"permissions upper-case key", HdrPermissions, []string{"Permissions-Policy", "Camera=()"}, check.Fail},
+		{"permissions trailing comma", HdrPermissions, []string{"Permissions-Policy", "camera=(),"}, check.Fail},
 
 		{"no server", HdrInfoLeak, nil, check.Pass},
 		{"server without version", HdrInfoLeak, []string{"Server", "nginx"}, check.Pass},
@@ -389,6 +394,38 @@ func TestHeaderRulesAreInTheCatalogue(t *testing.T) {
 	for _, id := range HeaderIDs {
 		if !ids[id] {
 			t.Errorf("%s is not among web.https's rules", id)
+		}
+	}
+}
+
+func TestStructuredFieldDictionaries(t *testing.T) {
+	for in, want := range map[string][]string{
+		"a=1, b=2;x=?1, c":                   {"a", "b", "c"},
+		`a=("x" y:z/w 1.5;q=-2), b=:YWJj:`:   {"a", "b"},
+		"a=(),\tb=?0 ":                       {"a", "b"},
+		"  ":                                 nil,
+		"*k.-_9=@1659578233, d=%\"f%c3%bc\"": {"*k.-_9", "d"},
+		"a=1234567890123456":                 nil, // 16 digits
+		"a=1.2345":                           nil,
+		"a=1.":                               nil,
+		`a="unterminated`:                    nil,
+		`a="bad\escape"`:                     nil,
+		"a=(1 2":                             nil,
+		"a=(1,2)":                            nil,
+		"A=1":                                nil,
+		"a=1,":                               nil,
+		"a=1 b=2":                            nil,
+		"a=é":                                nil,
+	} {
+		got, err := sfDictKeys(in)
+		if want == nil {
+			if err == nil && len(got) > 0 {
+				t.Errorf("sfDictKeys(%q) = %q, want an error or nothing", in, got)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("sfDictKeys(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }
