@@ -114,6 +114,9 @@ func webhdrCases() []Case {
 		c("webhdr-xcto-wrong", []string{"X-Content-Type-Options", "nosnif"}, want{webcheck.HdrXCTO: F}),
 		c("webhdr-referrer-unsafe", []string{"Referrer-Policy", "unsafe-url"}, want{webcheck.HdrReferrer: F}),
 		c("webhdr-permissions-missing", []string{"Permissions-Policy", ""}, want{webcheck.HdrPermissions: F}),
+		// Feature-Policy syntax is not a structured-field dictionary:
+		// browsers ignore the header.
+		c("webhdr-permissions-invalid", []string{"Permissions-Policy", "geolocation 'none'; camera 'none'"}, want{webcheck.HdrPermissions: F}),
 		// nginx 1.25 ended on 2024-05-29, PHP 8.1 on 2025-12-31; Apache
 		// 2.4 is supported.
 		c("webhdr-server-version", []string{"Server", "nginx/1.25.3"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: F}),
