@@ -342,6 +342,7 @@ func workflows(ev Evidence) ([]Workflow, string) {
 	}
 	var out []Workflow
 	var unread []string
+	class := ""
 	n := 0
 	for _, p := range ev.Tree.Paths {
 		action := reAction.MatchString(p)
@@ -352,12 +353,15 @@ func workflows(ev Evidence) ([]Workflow, string) {
 		f, ok := ev.Files[p]
 		if !ok || f.Error != "" || f.Truncated {
 			unread = append(unread, p)
+			if class == "" {
+				class = cmpOr(f.Class, string(check.ErrTooLarge))
+			}
 			continue
 		}
 		out = append(out, parseWorkflow(p, f.Text, action))
 	}
 	if len(unread) > 0 {
-		return out, string(check.ErrTooLarge) + "\x00" + fmt.Sprintf("%d of %d workflow files could not be read (%s)", len(unread), n, strings.Join(unread, ", "))
+		return out, class + "\x00" + fmt.Sprintf("%d of %d workflow files could not be read (%s)", len(unread), n, strings.Join(unread, ", "))
 	}
 	return out, ""
 }
