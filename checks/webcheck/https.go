@@ -329,7 +329,7 @@ func evaluateHSTS(a check.Asset, ev Evidence, avail check.Finding, pol Policy) [
 	present := check.Finding{CheckID: HSTSPresent, Rule: ruleOf(HSTSPresent)}
 	maxAge := check.Finding{CheckID: HSTSMaxAge, Rule: ruleOf(HSTSMaxAge)}
 	subs := check.Finding{CheckID: HSTSSubdomains, Rule: ruleOf(HSTSSubdomains)}
-	apex := a.Domain != "" && strings.EqualFold(strings.TrimSuffix(a.Name, "."), strings.TrimSuffix(a.Domain, "."))
+	apex := isApex(a)
 	all := func(o check.Outcome, reason, msg string) []check.Finding {
 		var out []check.Finding
 		for _, x := range []check.Finding{present, maxAge, subs} {

@@ -39,9 +39,9 @@ var DefaultLoginHosts = []string{
 	"accounts.google.com", "*.okta.com", "*.auth0.com",
 }
 
-// nonprodLabel returns the policy label the host's first label below its
+// NonprodLabel returns the policy label the host's first label below its
 // estate domain matches ("" when none does).
-func nonprodLabel(host, domain string, labels []string) string {
+func NonprodLabel(host, domain string, labels []string) string {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
 	if domain == "" || host == domain || !strings.HasSuffix(host, "."+domain) {
@@ -64,8 +64,8 @@ func nonprodLabel(host, domain string, labels []string) string {
 	return ""
 }
 
-// loginHost reports whether host is a sign-in service of the list.
-func loginHost(host string, hosts []string) bool {
+// LoginHost reports whether host is a sign-in service of the list.
+func LoginHost(host string, hosts []string) bool {
 	for _, h := range hosts {
 		h = strings.TrimSuffix(strings.ToLower(h), ".")
 		if rest, ok := strings.CutPrefix(h, "*."); ok {
@@ -99,7 +99,7 @@ func evaluateNonprod(a check.Asset, ev Evidence, pol Policy) check.Finding {
 	if logins == nil {
 		logins = DefaultLoginHosts
 	}
-	label := nonprodLabel(ev.Host, a.Domain, labels)
+	label := NonprodLabel(ev.Host, a.Domain, labels)
 	if label == "" {
 		x.Outcome, x.Message = check.NA, fmt.Sprintf("%s is not named as a non-production host (nonprod_labels)", ev.Host)
 		return x
@@ -135,7 +135,7 @@ func evaluateNonprod(a check.Asset, ev Evidence, pol Policy) check.Finding {
 			return x
 		case h.Next != "":
 			_, nh := hostOfURL(h.Next)
-			if loginHost(nh, logins) {
+			if LoginHost(nh, logins) {
 				x.Outcome = check.Pass
 				x.Message = fmt.Sprintf("%s (%s) sends visitors to sign in at %s before serving anything", ev.Host, label, nh)
 				return x
@@ -146,7 +146,7 @@ func evaluateNonprod(a check.Asset, ev Evidence, pol Policy) check.Finding {
 			continue
 		case h.Status >= 200 && h.Status < 300:
 			switch {
-			case hh != ev.Host && nonprodLabel(hh, a.Domain, labels) == "" && !loginPath(h.URL):
+			case hh != ev.Host && NonprodLabel(hh, a.Domain, labels) == "" && !loginPath(h.URL):
 				x.Outcome = check.Pass
 				x.Message = fmt.Sprintf("%s (%s) redirects to %s, which is not a non-production host", ev.Host, label, hh)
 			case sameSignIn != "" || (i > 0 && loginPath(h.URL)):
@@ -166,7 +166,7 @@ func evaluateNonprod(a check.Asset, ev Evidence, pol Policy) check.Finding {
 	// The chain ended on a redirect that was not followed.
 	_, nh := hostOfURL(c.Next)
 	switch {
-	case c.End == webfetch.EndScope && nh != "" && nonprodLabel(nh, a.Domain, labels) == "":
+	case c.End == webfetch.EndScope && nh != "" && NonprodLabel(nh, a.Domain, labels) == "":
 		x.Outcome = check.Pass
 		x.Message = fmt.Sprintf("%s (%s) redirects to %s, outside the scan, which is neither non-production nor served here", ev.Host, label, nh)
 	default:
@@ -179,17 +179,7 @@ func evaluateNonprod(a check.Asset, ev Evidence, pol Policy) check.Finding {
 // validateSitePolicy checks the site ids' settings: names that can match.
 func validateSitePolicy(p Policy) []*check.FieldError {
 	var out []*check.FieldError
-	name := func(s string) bool {
-		if s == "" || len(s) > 253 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-			return false
-		}
-		for _, c := range s {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-				return false
-			}
-		}
-		return true
-	}
+	name := func(s string) bool { return preloadHostValid(s) == nil }
 	for _, s := range p.PublicSectorSuffixes {
 		if !name(s) {
 			out = append(out, &check.FieldError{Field: "public_sector_suffixes", Msg: fmt.Sprintf("%q is not a lower-case domain name", s)})

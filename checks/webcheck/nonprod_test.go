@@ -39,7 +39,7 @@ func TestNonprodLabels(t *testing.T) {
 		"dev.other.nhs.uk":           "", // not under the estate domain
 		"latest.example.nhs.uk":      "",
 	} {
-		if got := nonprodLabel(host, "example.nhs.uk", labels); got != want {
+		if got := NonprodLabel(host, "example.nhs.uk", labels); got != want {
 			t.Errorf("%s: %q, want %q", host, got, want)
 		}
 	}

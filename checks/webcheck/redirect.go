@@ -73,8 +73,8 @@ func chainRedirects(c *Chain) chainInfo {
 	return r
 }
 
-// publicSector reports whether host is under one of the suffixes.
-func publicSector(host string, suffixes []string) bool {
+// PublicSector reports whether host is under one of the suffixes.
+func PublicSector(host string, suffixes []string) bool {
 	for _, s := range suffixes {
 		s = strings.TrimSuffix(strings.ToLower(s), ".")
 		if s != "" && (host == s || strings.HasSuffix(host, "."+s)) {
@@ -105,7 +105,7 @@ func evaluateRedirectScope(a check.Asset, ev Evidence, pol Policy) check.Finding
 	if logins == nil {
 		logins = DefaultLoginHosts
 	}
-	public := publicSector(ev.Host, suffixes)
+	public := PublicSector(ev.Host, suffixes)
 	type verdict struct {
 		o           check.Outcome
 		reason, msg string
@@ -127,13 +127,13 @@ func evaluateRedirectScope(a check.Asset, ev Evidence, pol Policy) check.Finding
 			vs = append(vs, verdict{o: check.Fail, msg: fmt.Sprintf("%s redirects over http: %s", c.URL, r.insecure)})
 		case c.End == webfetch.EndScheme:
 			vs = append(vs, verdict{o: check.Fail, msg: fmt.Sprintf("%s redirects to %s, which is not an https URL", c.URL, c.Next)})
-		case public && fh != "" && !publicSector(fh, suffixes) && !underDomain(fh, a.Domain) && !loginHost(fh, logins):
+		case public && fh != "" && !PublicSector(fh, suffixes) && !underDomain(fh, a.Domain) && !LoginHost(fh, logins):
 			vs = append(vs, verdict{o: check.Fail, msg: fmt.Sprintf("%s ends on %s, which is not a public-sector domain (%s is)", c.URL, fh, ev.Host)})
 		case r.tooMany:
 			vs = append(vs, verdict{o: check.Warn, msg: fmt.Sprintf("%s does not end: it %s after %d redirects", c.URL, endWords(c.End), r.count)})
 		case r.count > preloadMaxRedirects:
 			vs = append(vs, verdict{o: check.Warn, msg: fmt.Sprintf("%s takes %d redirects to reach %s (at most %d)", c.URL, r.count, r.final, preloadMaxRedirects)})
-		case loginHost(fh, logins):
+		case LoginHost(fh, logins):
 			vs = append(vs, verdict{o: check.Pass, msg: fmt.Sprintf("%s sends visitors to sign in at %s, a sign-in service (login_hosts)", c.URL, fh)})
 		case r.count == 0:
 			vs = append(vs, verdict{o: check.Pass, msg: fmt.Sprintf("%s does not redirect", c.URL)})

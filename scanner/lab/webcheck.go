@@ -462,26 +462,12 @@ func webRedirectExpect(host, domain string, h *Host, httpsOK bool) check.Outcome
 
 // webPublicSector: under a default public-sector suffix or the domain.
 func webPublicSector(host, domain string) bool {
-	if host == domain || strings.HasSuffix(host, "."+domain) {
-		return true
-	}
-	for _, s := range webcheck.DefaultPublicSectorSuffixes {
-		if host == s || strings.HasSuffix(host, "."+s) {
-			return true
-		}
-	}
-	return false
+	return host == domain || strings.HasSuffix(host, "."+domain) || webcheck.PublicSector(host, webcheck.DefaultPublicSectorSuffixes)
 }
 
-// webNonprodLabel: the host's first label below domain is a default
-// non-production label, alone or followed by digits.
+// webNonprodLabel: the host's name is non-production by the defaults.
 func webNonprodLabel(host, domain string) bool {
-	if host == domain || !strings.HasSuffix(host, "."+domain) {
-		return false
-	}
-	first, _, _ := strings.Cut(host, ".")
-	bare := strings.TrimRight(first, "0123456789")
-	return slices.Contains(webcheck.DefaultNonprodLabels, first) || (bare != first && slices.Contains(webcheck.DefaultNonprodLabels, bare))
+	return webcheck.NonprodLabel(host, domain, webcheck.DefaultNonprodLabels) != ""
 }
 
 // webNonprodExpect is web.nonprod.protected on a lab host: n/a unless its
@@ -527,11 +513,4 @@ func webSiteExpect(w map[string]check.Outcome, host, domain string, h *Host) {
 }
 
 // webLoginHost: a default sign-in service.
-func webLoginHost(n string) bool {
-	for _, lh := range webcheck.DefaultLoginHosts {
-		if n == lh || (strings.HasPrefix(lh, "*.") && strings.HasSuffix(n, lh[1:])) {
-			return true
-		}
-	}
-	return false
-}
+func webLoginHost(n string) bool { return webcheck.LoginHost(n, webcheck.DefaultLoginHosts) }
