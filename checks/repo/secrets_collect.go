@@ -23,11 +23,11 @@ type secretsRepoInfo struct {
 	Size          int64  `json:"size"` // KB
 }
 
-func collectSecrets(ctx context.Context, env *check.Env, a check.Asset) (SecretsEvidence, error) {
+func collectSecrets(ctx context.Context, env *check.Env, a check.Asset) (out SecretsEvidence, _ error) {
 	start := time.Now()
 	key := secretsKey()
 	ev := SecretsEvidence{Repo: a.Name, Scanner: secretsScannerName, KeyID: secretsKeyID(key)}
-	defer func() { ev.Took = time.Since(start).Milliseconds() }()
+	defer func() { out.Took = time.Since(start).Milliseconds() }()
 	fail := func(class check.ErrClass, format string, args ...any) (SecretsEvidence, error) {
 		ev.Error, ev.Class = fmt.Sprintf(format, args...), string(class)
 		return ev, nil

@@ -233,4 +233,3 @@ func Serve(w http.ResponseWriter, r *http.Request, st *memory.Storage, rest stri
 	}
 	return false
 }
-
