@@ -212,6 +212,7 @@ func (r *Runner) runBatch(b *batch, deliver func(string, Evidence)) {
 		ev := base(h)
 		w.Batch = len(b.hosts)
 		w.ElapsedMS = time.Since(start).Milliseconds()
+		w.ScopeRefused = p.ScopeRefused()
 		ev.Worker = w
 		ev.Net = p.Host(h)
 		ev.Templates = runsFor(evs, w, ev.Net)
@@ -341,6 +342,7 @@ func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *g
 		return nil, w
 	}
 	r.Starts.Add(1)
+	workerStarts.Add(1)
 	events := map[string][]Event{}
 	var loaded []string // "source/template"
 	seen := map[string]map[string]bool{}
@@ -409,6 +411,13 @@ func hostOfTarget(t string) string {
 	}
 	return strings.ToLower(strings.TrimSuffix(t, "."))
 }
+
+// workerStarts counts worker processes started by every Runner.
+var workerStarts atomic.Int64
+
+// WorkerStarts returns how many worker processes this process has
+// started (a scan limited to other families starts none).
+func WorkerStarts() int64 { return workerStarts.Load() }
 
 // errNoWorker: a test binary is not a posture binary.
 var errNoWorker = errors.New("this is a test binary: set " + WorkerEnv + " to a posture binary (make build)")

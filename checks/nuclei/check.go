@@ -98,13 +98,16 @@ const (
 // Worker is what became of the batch's worker process.
 //
 // Schema (JSON): {"batch" (hosts in the batch), "elapsed_ms", "exit"?
-// (how it ended when not cleanly), "class"?, "load_error"?}.
+// (how it ended when not cleanly), "class"?, "load_error"?,
+// "scope_refused"? (connections of the batch's worker the scope guard
+// refused, to any host)}.
 type Worker struct {
-	Batch     int            `json:"batch"`
-	ElapsedMS int64          `json:"elapsed_ms"`
-	Exit      string         `json:"exit,omitempty"`
-	Class     check.ErrClass `json:"class,omitempty"`
-	LoadError string         `json:"load_error,omitempty"`
+	Batch        int            `json:"batch"`
+	ScopeRefused int            `json:"scope_refused,omitempty"`
+	ElapsedMS    int64          `json:"elapsed_ms"`
+	Exit         string         `json:"exit,omitempty"`
+	Class        check.ErrClass `json:"class,omitempty"`
+	LoadError    string         `json:"load_error,omitempty"`
 }
 
 // Check returns the web.nuclei collector, with a runner of its own.

@@ -108,6 +108,17 @@ func (p *guardProxy) Close() {
 	p.wg.Wait()
 }
 
+// ScopeRefused counts the connections the guard refused, to any host.
+func (p *guardProxy) ScopeRefused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, h := range p.hosts {
+		n += h.Scope
+	}
+	return n
+}
+
 // Host returns a copy of what the proxy saw of host (lower case).
 func (p *guardProxy) Host(host string) hostNet {
 	p.mu.Lock()
