@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -16,8 +17,9 @@ import (
 )
 
 // hostileFamily: web servers that attack the scanner, each a host of
-// lab-web-hostile.nhs.uk serving HTTPS (its HTTP port redirects there, as
-// a good host's does). Every path of a host gets the same hostile answer
+// lab-web-hostile.nhs.uk (the trickles: of lab-web-hostile-slow.nhs.uk and
+// lab-web-hostile-drip.nhs.uk) serving HTTPS (its HTTP port redirects
+// there, as a good host's does). Every path of a host gets the same hostile answer
 // (/, /.well-known/security.txt, whatever a template asks), so every
 // check that fetches from it meets the behaviour:
 //
@@ -66,10 +68,11 @@ import (
 // body, so deriving truth from it never streams gigabytes or sleeps.
 var hostileFamily = Family{Name: "hostile", Cases: hostileCases}
 
-// HostileCase is the case name; its domain is lab-web-hostile.nhs.uk.
+// HostileCase is the main case's name; its domain is
+// lab-web-hostile.nhs.uk (HostileHost names each host).
 const HostileCase = "web-hostile"
 
-// hostileKinds are the hosts of the case, by first label.
+// hostileKinds are the hosts, by first label.
 var hostileKinds = []string{"huge", "bomb", "loop", "slow", "drip", "many", "xss"}
 
 // Hostile payloads (shown escaped in every report).
@@ -86,16 +89,44 @@ const (
 	hostileHeaders   = 20_000
 )
 
+// hostileGroups are the cases and their hosts. The trickles have domains
+// of their own: the scanner runs at most 4 jobs of one estate domain at a
+// time (politeness), so on a shared domain their long jobs (a chain's
+// whole 20 s budget each) would queue behind one another and the rest of
+// the domain's; alone, they run beside the rest of the scan.
+var hostileGroups = []struct {
+	name  string
+	kinds []string
+}{
+	{HostileCase, []string{"huge", "bomb", "loop", "many", "xss"}},
+	{HostileCase + "-slow", []string{"slow"}},
+	{HostileCase + "-drip", []string{"drip"}},
+}
+
 func hostileCases() []Case {
-	return []Case{{Name: HostileCase, Build: func(d string) Domain {
-		dom := Domain{Name: d}
-		for _, k := range hostileKinds {
-			n := k + "." + d
-			dom.Hosts = append(dom.Hosts, Host{Name: n, Web: &WebSpec{HTTPS: &hostileHandler{kind: k}}})
-			dom.CT = append(dom.CT, n)
+	var cs []Case
+	for _, g := range hostileGroups {
+		cs = append(cs, Case{Name: g.name, Build: func(d string) Domain {
+			dom := Domain{Name: d}
+			for _, k := range g.kinds {
+				n := k + "." + d
+				dom.Hosts = append(dom.Hosts, Host{Name: n, Web: &WebSpec{HTTPS: &hostileHandler{kind: k}}})
+				dom.CT = append(dom.CT, n)
+			}
+			return dom
+		}})
+	}
+	return cs
+}
+
+// HostileHost is the name of a hostile host (first stamp) by kind.
+func HostileHost(kind string) string {
+	for _, g := range hostileGroups {
+		if slices.Contains(g.kinds, kind) {
+			return kind + ".lab-" + g.name + ".nhs.uk"
 		}
-		return dom
-	}}}
+	}
+	return ""
 }
 
 // hostileHandler serves one hostile behaviour on every path.

@@ -16,30 +16,29 @@ import (
 	"github.com/nhsx/posture/checks/webfetch"
 )
 
-// hostileLab starts a lab of the hostile case only.
-func hostileLab(t *testing.T) (*Lab, string) {
+// hostileLab starts a lab of the hostile cases only.
+func hostileLab(t *testing.T) *Lab {
 	t.Helper()
 	l, err := Start(context.Background(), Config{cases: hostileCases()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return l, "lab-" + HostileCase + ".nhs.uk"
+	return l
 }
 
 // TestHostileBodiesAreBoundedInMemoryAndOnTheWire fetches the 2 GiB body
 // and the gzip bomb as web.https does, and measures what was read off the
 // wire and allocated: a hop cut at the body cap is recorded, not lost.
 func TestHostileBodiesAreBoundedInMemoryAndOnTheWire(t *testing.T) {
-	l, d := hostileLab(t)
-	env := l.Env()
+	env := hostileLab(t).Env()
 	for _, tc := range []struct {
 		host     string
 		maxWire  int64
 		maxAlloc uint64
 	}{
-		{"huge." + d, webfetch.DefaultMaxBody + 64<<10, 48 << 20},
-		{"bomb." + d, 64 << 10, 48 << 20},
+		{HostileHost("huge"), webfetch.DefaultMaxBody + 64<<10, 48 << 20},
+		{HostileHost("bomb"), 64 << 10, 48 << 20},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			var before, after runtime.MemStats
@@ -75,11 +74,10 @@ func TestHostileBodiesAreBoundedInMemoryAndOnTheWire(t *testing.T) {
 // at the chain's budget with what came recorded; a head sent a byte a
 // second is cut at the silent-wait bound. Short bounds keep it quick.
 func TestHostileTricklesCostTheirBudget(t *testing.T) {
-	l, d := hostileLab(t)
-	env := l.Env()
+	env := hostileLab(t).Env()
 	o := webfetch.Options{Timeout: 2500 * time.Millisecond, WaitTimeout: time.Second}
 	start := time.Now()
-	res := webfetch.Fetch(context.Background(), env, "https://slow."+d+"/", o)
+	res := webfetch.Fetch(context.Background(), env, "https://"+HostileHost("slow")+"/", o)
 	took := time.Since(start)
 	if len(res.Hops) != 1 || res.Hops[0].Status != 200 || res.Hops[0].Body == nil {
 		t.Fatalf("slow: %+v", res)
@@ -91,7 +89,7 @@ func TestHostileTricklesCostTheirBudget(t *testing.T) {
 		t.Errorf("slow took %s, want about the 2.5 s budget", took)
 	}
 	start = time.Now()
-	res = webfetch.Fetch(context.Background(), env, "https://drip."+d+"/", o)
+	res = webfetch.Fetch(context.Background(), env, "https://"+HostileHost("drip")+"/", o)
 	took = time.Since(start)
 	if len(res.Hops) != 1 || res.Hops[0].Stage != webfetch.StageResponse || res.Hops[0].Class != check.ErrTimeout {
 		t.Errorf("drip: %+v, want a response-stage timeout", res.Hops)
@@ -105,12 +103,14 @@ func TestHostileTricklesCostTheirBudget(t *testing.T) {
 // compares with the stated truth (the trickles are in the lab truth
 // test, which runs them beside the rest of the lab).
 func TestHostileHostsTruth(t *testing.T) {
-	l, d := hostileLab(t)
+	l := hostileLab(t)
 	env, pol := l.Env(), l.Policy()
 	c := webcheck.Check()
 	for _, k := range []string{"huge", "bomb", "loop", "many", "xss"} {
 		t.Run(k, func(t *testing.T) {
-			a := check.Asset{Kind: check.KindHost, Name: k + "." + d, Domain: d}
+			n := HostileHost(k)
+			_, d, _ := strings.Cut(n, ".")
+			a := check.Asset{Kind: check.KindHost, Name: n, Domain: d}
 			ev, err := c.Collect(context.Background(), env, a)
 			if err != nil {
 				t.Fatal(err)
@@ -154,13 +154,21 @@ func TestHostileBombDecodesToAGibibyte(t *testing.T) {
 func TestHostileHandlersAreSafeInProcess(t *testing.T) {
 	for _, k := range hostileKinds {
 		start := time.Now()
-		r := webAsk(&hostileHandler{kind: k}, "https://"+k+".lab-web-hostile.nhs.uk/", true)
+		r := webAsk(&hostileHandler{kind: k}, "https://"+HostileHost(k)+"/", true)
 		body, _ := io.ReadAll(r.Body)
 		if time.Since(start) > time.Second || (k != "bomb" && len(body) > hostileInProcess) {
 			t.Errorf("%s: %d bytes in %s", k, len(body), time.Since(start))
 		}
 		if k != "loop" && r.StatusCode != http.StatusOK {
 			t.Errorf("%s: status %d", k, r.StatusCode)
+		}
+	}
+}
+
+func TestHostileHostsAreNamed(t *testing.T) {
+	for _, k := range hostileKinds {
+		if HostileHost(k) == "" {
+			t.Errorf("%s has no case", k)
 		}
 	}
 }
