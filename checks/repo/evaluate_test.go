@@ -199,3 +199,25 @@ func TestOrgSettingsTheTokenCannotSeeAreUnknown(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEvaluateRepo: whatever GitHub answered (stored evidence is hostile
+// input too), Evaluate returns one verdict per id and never panics.
+func FuzzEvaluateRepo(f *testing.F) {
+	good, _ := json.Marshal(goodRepo())
+	f.Add(good)
+	archived := goodRepo()
+	setRepo(&archived, "archived", true)
+	b, _ := json.Marshal(archived)
+	f.Add(b)
+	f.Add([]byte(`{"repo":{"status":200,"body":{"default_branch":7}},"tree":{"status":200,"paths":["README",".github/workflows/a.yml"]},"files":{".github/workflows/a.yml":{"text":"on: [\n"}},"calls":{"protection":{"status":200,"body":[1]}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var ev Evidence
+		if json.Unmarshal(data, &ev) != nil {
+			return
+		}
+		fs := evaluateRepo(check.In[Evidence]{Evidence: ev, CollectedAt: evalAt, Policy: check.DefaultPolicy()})
+		if len(fs) != len(repoRules) {
+			t.Fatalf("%d findings, want %d", len(fs), len(repoRules))
+		}
+	})
+}
