@@ -175,3 +175,50 @@ func TestSecondRunOnUnchangedLabGitHubSpendsNoRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutATokenPublicDataIsJudged: an anonymous scan judges what is
+// public (files, workflows, commits, rulesets) as a token's does, and says
+// unknown "needs-admin" for the settings only administrators see, never
+// fail.
+func TestWithoutATokenPublicDataIsJudged(t *testing.T) {
+	l, err := lab.Start(context.Background(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	env := l.Env()
+	u, _ := url.Parse(l.GitHubURL)
+	anon := &http.Client{Transport: &ghhttp.Transport{Base: &http.Transport{DialContext: l.Dial}}}
+	env.Services = map[string]check.Service{"github": {URL: u, Client: anon}}
+	truth := map[string]check.Outcome{}
+	var kept string
+	for _, e := range l.Truth() {
+		if e.Kind == check.KindRepo {
+			truth[e.Name+" "+e.CheckID] = e.Outcome
+			if strings.HasSuffix(e.Name, "/repo-kept-service") {
+				kept = e.Name
+			}
+		}
+	}
+	if kept == "" {
+		t.Fatal("no repo-kept case")
+	}
+	c := repo.Check()
+	a := check.Asset{Kind: check.KindRepo, Name: kept}
+	ev, err := c.Collect(context.Background(), env, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminOnly := map[string]bool{"repo.pvr": true, "repo.secret-scanning": true, "repo.dependabot": true,
+		"repo.vuln-alerts.open": true, "repo.branch-protection": true}
+	for _, f := range c.Evaluate(ev, l.Policy()) {
+		switch {
+		case adminOnly[f.CheckID]:
+			if f.Outcome != check.Unknown || f.Reason != repo.ReasonNeedsAdmin {
+				t.Errorf("%s: %s (%s), want unknown needs-admin", f.CheckID, f.Outcome, f.Reason)
+			}
+		case f.Outcome != truth[kept+" "+f.CheckID]:
+			t.Errorf("%s: %s, want %s as with a token: %s", f.CheckID, f.Outcome, truth[kept+" "+f.CheckID], f.Message)
+		}
+	}
+}
