@@ -67,29 +67,9 @@ func ParseCSP(serialized string) ([]CSPPolicy, error) {
 	var out []CSPPolicy
 	tokens := 0
 	for _, ps := range strings.Split(serialized, ",") {
-		var p CSPPolicy
-		for _, tok := range strings.Split(ps, ";") {
-			tok = strings.TrimFunc(tok, func(r rune) bool { return r < 0x80 && cspWhite(byte(r)) })
-			if tok == "" || !cspASCII(tok) {
-				continue
-			}
-			end := strings.IndexFunc(tok, func(r rune) bool { return cspWhite(byte(r)) })
-			name, rest := tok, ""
-			if end >= 0 {
-				name, rest = tok[:end], tok[end:]
-			}
-			name = strings.ToLower(name)
-			if _, dup := p.Get(name); dup {
-				continue
-			}
-			if len(p.Directives) == cspMaxDirectives {
-				return nil, errCSPTooLarge
-			}
-			value := strings.FieldsFunc(rest, func(r rune) bool { return cspWhite(byte(r)) })
-			if tokens += len(value) + 1; tokens > cspMaxTokens {
-				return nil, errCSPTooLarge
-			}
-			p.Directives = append(p.Directives, CSPDirective{Name: name, Value: value})
+		p, err := cspParsePolicy(ps, &tokens)
+		if err != nil {
+			return nil, err
 		}
 		if len(p.Directives) == 0 {
 			continue
@@ -100,6 +80,39 @@ func ParseCSP(serialized string) ([]CSPPolicy, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// cspParsePolicy is CSP3 §2.2.1 "parse a serialized CSP" on one policy;
+// tokens counts the source tokens read against cspMaxTokens.
+func cspParsePolicy(ps string, tokens *int) (CSPPolicy, error) {
+	var p CSPPolicy
+	if len(ps) > cspMaxLen {
+		return p, errCSPTooLarge
+	}
+	for _, tok := range strings.Split(ps, ";") {
+		tok = strings.TrimFunc(tok, func(r rune) bool { return r < 0x80 && cspWhite(byte(r)) })
+		if tok == "" || !cspASCII(tok) {
+			continue
+		}
+		end := strings.IndexFunc(tok, func(r rune) bool { return cspWhite(byte(r)) })
+		name, rest := tok, ""
+		if end >= 0 {
+			name, rest = tok[:end], tok[end:]
+		}
+		name = strings.ToLower(name)
+		if _, dup := p.Get(name); dup {
+			continue
+		}
+		if len(p.Directives) == cspMaxDirectives {
+			return p, errCSPTooLarge
+		}
+		value := strings.FieldsFunc(rest, func(r rune) bool { return cspWhite(byte(r)) })
+		if *tokens += len(value) + 1; *tokens > cspMaxTokens {
+			return p, errCSPTooLarge
+		}
+		p.Directives = append(p.Directives, CSPDirective{Name: name, Value: value})
+	}
+	return p, nil
 }
 
 // cspList is a policy's effective list for one kind of script check: the
@@ -242,4 +255,38 @@ func cspFrameAncestorsRestrict(d CSPDirective) bool {
 		}
 	}
 	return true
+}
+
+// cspMetaPolicies parses the policies of <meta http-equiv="Content-Security-Policy">
+// elements in the start of a page (HTML §4.2.5.3: each content is one
+// serialized policy, enforced; frame-ancestors, report-uri and sandbox are
+// ignored there). It returns the policies and the contents read.
+func cspMetaPolicies(body []byte) ([]CSPPolicy, []string, error) {
+	var ps []CSPPolicy
+	var contents []string
+	tokens := 0
+	for _, attrs := range htmlMetas(body) {
+		if !strings.EqualFold(strings.TrimSpace(attrs["http-equiv"]), "content-security-policy") {
+			continue
+		}
+		c := attrs["content"]
+		// One policy: a comma is not a separator here (CSP3 §2.2.1).
+		q, err := cspParsePolicy(c, &tokens)
+		if err != nil {
+			return nil, nil, err
+		}
+		var kept CSPPolicy
+		for _, d := range q.Directives {
+			switch d.Name {
+			case "frame-ancestors", "report-uri", "sandbox":
+				continue
+			}
+			kept.Directives = append(kept.Directives, d)
+		}
+		if len(kept.Directives) > 0 {
+			ps = append(ps, kept)
+		}
+		contents = append(contents, c)
+	}
+	return ps, contents, nil
 }

@@ -55,7 +55,7 @@ var (
 // headerRules are the catalogue entries of the security header ids.
 var headerRules = []check.Meta{
 	{ID: HdrCSP, Rule: "csp-enforced", Title: "Content-Security-Policy is enforced and restricts scripts", Severity: check.Medium,
-		Description: "The final response of https://<host>/ sends an enforced Content-Security-Policy (Report-Only alone does not count), parsed as browsers do (CSP3 §2.2: policies split on \",\", directives on \";\", names case-insensitive, the first of a name wins; every policy of every header is enforced). It warns when the policies together let scripts through: every policy's list for <script> elements (script-src-elem, script-src, default-src: the first present) or for inline event handlers (script-src-attr, script-src, default-src) allows 'unsafe-inline' without a nonce, hash or 'strict-dynamic'; or every policy's list for eval (script-src, default-src) has 'unsafe-eval'; or every policy's list for elements allows any host (*, http:, https:, data:, without 'strict-dynamic'); or no policy restricts scripts at all (say only frame-ancestors). No enforced policy fails.",
+		Description: "The final response of https://<host>/ sends an enforced Content-Security-Policy (Report-Only alone does not count), parsed as browsers do (CSP3 §2.2: policies split on \",\", directives on \";\", names case-insensitive, the first of a name wins; every policy of every header is enforced, and so is a <meta http-equiv> policy in the start of the page, without its frame-ancestors). It warns when the policies together let scripts through: every policy's list for <script> elements (script-src-elem, script-src, default-src: the first present) or for inline event handlers (script-src-attr, script-src, default-src) allows 'unsafe-inline' without a nonce, hash or 'strict-dynamic'; or every policy's list for eval (script-src, default-src) has 'unsafe-eval'; or every policy's list for elements allows any host (*, http:, https:, data:, without 'strict-dynamic'); or no policy restricts scripts at all (say only frame-ancestors). No enforced policy fails.",
 		Remediation: "Send a Content-Security-Policy header whose script-src (or default-src) lists 'self' and the hosts you need, with nonces or hashes instead of 'unsafe-inline', and without 'unsafe-eval' or wildcards; add frame-ancestors 'none' or 'self'.",
 		Standards:   []check.Ref{refNHSBSAHeaders, refGDSWayHeaders, refGDSWayCSP, refCSP3}},
 	{ID: HdrXCTO, Rule: "xcto-nosniff", Title: "X-Content-Type-Options is nosniff", Severity: check.Low,
@@ -210,6 +210,13 @@ func evaluateCSP(h *webfetch.Hop) check.Finding {
 	x := check.Finding{CheckID: HdrCSP, Rule: hdrRule(HdrCSP)}
 	csp := h.Headers["Content-Security-Policy"]
 	ps, err := hdrCSPPolicies(h)
+	var metas []string
+	if err == nil && h.Body != nil {
+		// Policies in <meta http-equiv> elements are enforced too.
+		var mps []CSPPolicy
+		mps, metas, err = cspMetaPolicies(h.Body.Data)
+		ps = append(ps, mps...)
+	}
 	if err != nil {
 		x.Outcome, x.Reason = check.Unknown, string(check.ErrTooLarge)
 		x.Message = fmt.Sprintf("could not tell: the Content-Security-Policy of %s is past the parser's bounds", hdrWhere(h))
@@ -243,7 +250,10 @@ func evaluateCSP(h *webfetch.Hop) check.Finding {
 		weak.anyHost = weak.anyHost && w.anyHost
 		weak.eval = weak.eval && w.eval
 	}
-	quoted := hdrClip(strings.Join(csp.Values, ", "))
+	quoted := hdrClip(strings.Join(append(csp.Values[:len(csp.Values):len(csp.Values)], metas...), ", "))
+	if len(metas) > 0 {
+		quoted += " (with <meta> elements)"
+	}
 	var why []string
 	switch {
 	case restricting == 0:

@@ -21,6 +21,7 @@ func FuzzCSP(f *testing.F) {
 	} {
 		f.Add(s, "DENY, sameorigin")
 	}
+	f.Add("default-src 'self'", `<meta http-equiv="Content-Security-Policy" content="script-src 'unsafe-inline'"><META HTTP-EQUIV=content-security-policy content=x><metadata>`)
 	f.Fuzz(func(t *testing.T, csp, xfo string) {
 		if len(csp) > webfetch.MaxValueLen {
 			csp = csp[:webfetch.MaxValueLen]
@@ -41,6 +42,9 @@ func FuzzCSP(f *testing.F) {
 					t.Fatalf("directive name %q", d.Name)
 				}
 			}
+		}
+		if mps, _, err := cspMetaPolicies([]byte(xfo)); err == nil && len(mps) > cspMaxPolicies*softwareMaxMetas {
+			t.Fatalf("%d meta policies", len(mps))
 		}
 		h := http.Header{}
 		h.Add("Content-Security-Policy", csp)

@@ -429,3 +429,39 @@ func TestStructuredFieldDictionaries(t *testing.T) {
 		}
 	}
 }
+
+func TestCSPInMetaElementsIsEnforced(t *testing.T) {
+	judge := func(body string, kv ...string) check.Finding {
+		h := hdrHop("https://www.example.nhs.uk/", kv...)
+		h.Body = &webfetch.Body{Data: []byte(body)}
+		return evaluateCSP(&h)
+	}
+	for _, tc := range []struct {
+		name string
+		body string
+		kv   []string
+		want check.Outcome
+	}{
+		{"meta alone", `<head><meta http-equiv="Content-Security-Policy" content="default-src 'self'"></head>`, nil, check.Pass},
+		{"meta upper case", `<META HTTP-EQUIV='content-security-policy' CONTENT="script-src 'unsafe-inline'">`, nil, check.Warn},
+		{"meta restricts a weak header", `<meta http-equiv="Content-Security-Policy" content="script-src 'self'">`, []string{"Content-Security-Policy", "script-src *"}, check.Pass},
+		{"meta report-only is ignored", `<meta http-equiv="Content-Security-Policy-Report-Only" content="default-src 'self'">`, nil, check.Fail},
+		// HTML §4.2.5.3 parses the content as one serialized policy: after
+		// a comma, "*" is one more source of script-src.
+		{"a meta policy is one policy", `<meta http-equiv="Content-Security-Policy" content="script-src 'self', script-src *">`, nil, check.Warn},
+		{"frame-ancestors alone in meta restricts nothing", `<meta http-equiv="Content-Security-Policy" content="frame-ancestors 'none'">`, nil, check.Fail},
+		{"metadata is not meta", `<metadata http-equiv="Content-Security-Policy" content="default-src 'self'">`, nil, check.Fail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := judge(tc.body, tc.kv...); got.Outcome != tc.want {
+				t.Errorf("%s = %s (%s), want %s", HdrCSP, got.Outcome, got.Message, tc.want)
+			}
+		})
+	}
+	// frame-ancestors in a meta element does not protect from framing.
+	h := hdrHop("https://www.example.nhs.uk/")
+	h.Body = &webfetch.Body{Data: []byte(`<meta http-equiv="Content-Security-Policy" content="frame-ancestors 'none'">`)}
+	if got := evaluateFraming(&h); got.Outcome != check.Fail {
+		t.Errorf("%s = %s (%s), want fail", HdrFraming, got.Outcome, got.Message)
+	}
+}

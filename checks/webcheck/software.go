@@ -140,10 +140,11 @@ const (
 	softwareMaxTag   = 2 << 10   // bytes of one meta element
 )
 
-// softwareGenerators returns the content of every <meta name="generator">
-// in the start of body (HTML attribute names are case-insensitive; values
-// in double, single or no quotes).
-func softwareGenerators(body []byte) []string {
+// htmlMetas returns the attributes of every <meta> element in the start
+// of body (softwareMaxBody bytes, softwareMaxMetas elements): HTML
+// attribute names are case-insensitive, values in double, single or no
+// quotes.
+func htmlMetas(body []byte) []map[string]string {
 	if len(body) > softwareMaxBody {
 		body = body[:softwareMaxBody]
 	}
@@ -156,22 +157,35 @@ func softwareGenerators(body []byte) []string {
 		}
 		lower[i] = c
 	}
-	var out []string
-	for n, off := 0, 0; n < softwareMaxMetas; n++ {
+	var out []map[string]string
+	for off := 0; len(out) < softwareMaxMetas; {
 		i := bytes.Index(lower[off:], []byte("<meta"))
 		if i < 0 {
 			break
 		}
 		start := off + i + len("<meta")
+		if start < len(lower) && !strings.ContainsRune(" \t\n\r\f/>", rune(lower[start])) {
+			off = start // <metadata>, not <meta>
+			continue
+		}
 		end := bytes.IndexByte(lower[start:min(len(lower), start+softwareMaxTag)], '>')
 		if end < 0 {
 			end = min(len(lower), start+softwareMaxTag) - start
 		}
-		attrs := softwareAttrs(string(body[start : start+end]))
+		out = append(out, softwareAttrs(string(body[start:start+end])))
+		off = start + end
+	}
+	return out
+}
+
+// softwareGenerators returns the content of every <meta name="generator">
+// in the start of body.
+func softwareGenerators(body []byte) []string {
+	var out []string
+	for _, attrs := range htmlMetas(body) {
 		if strings.EqualFold(attrs["name"], "generator") && attrs["content"] != "" {
 			out = append(out, attrs["content"])
 		}
-		off = start + end
 	}
 	return out
 }

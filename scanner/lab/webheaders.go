@@ -98,6 +98,9 @@ func webhdrCases() []Case {
 		c("webhdr-csp-missing", []string{"Content-Security-Policy", ""}, want{webcheck.HdrCSP: F}),
 		c("webhdr-csp-report-only", []string{"Content-Security-Policy", "", "Content-Security-Policy-Report-Only", "default-src 'self'"},
 			want{webcheck.HdrCSP: F}),
+		// A policy in a <meta http-equiv> element is enforced too.
+		webhdrCase("webhdr-csp-meta", `<meta http-equiv="Content-Security-Policy" content="default-src 'self'">`,
+			[]string{"Content-Security-Policy", ""}, nil, nil),
 		c("webhdr-csp-nonce", []string{"Content-Security-Policy", "script-src 'self' 'unsafe-inline' 'nonce-bGFiLW5vbmNl'; frame-ancestors 'none'"}, nil),
 		c("webhdr-csp-unsafe-inline", []string{"Content-Security-Policy", "default-src 'self' 'unsafe-inline'; frame-ancestors 'none'"},
 			want{webcheck.HdrCSP: W}),
@@ -339,6 +342,8 @@ func webhdrJudge(r *http.Response) map[string]check.Outcome {
 		}
 		return true
 	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	lowerBody := strings.ToLower(string(body))
 	w := map[string]check.Outcome{}
 	simple := func(id, name string) {
 		switch {
@@ -351,6 +356,9 @@ func webhdrJudge(r *http.Response) map[string]check.Outcome {
 		}
 	}
 	simple(webcheck.HdrCSP, "Content-Security-Policy")
+	if strings.Contains(lowerBody, "http-equiv") {
+		w[webcheck.HdrCSP] = webhdrUnstated(webcheck.HdrCSP, "a <meta http-equiv> in the page", nil)
+	}
 	simple(webcheck.HdrXCTO, "X-Content-Type-Options")
 	simple(webcheck.HdrReferrer, "Referrer-Policy")
 	simple(webcheck.HdrPermissions, "Permissions-Policy")
@@ -382,7 +390,6 @@ func webhdrJudge(r *http.Response) map[string]check.Outcome {
 	// in Server or X-Powered-By, no X-AspNet-Version and no generator in
 	// the page: nothing to judge.
 	w[webcheck.SoftwareOutdated] = check.NA
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	versioned := slices.ContainsFunc(append(hd.Values("Server"), hd.Values("X-Powered-By")...), func(v string) bool {
 		for i := 0; i+1 < len(v); i++ {
 			if v[i] == '/' && v[i+1] >= '0' && v[i+1] <= '9' {
@@ -391,7 +398,7 @@ func webhdrJudge(r *http.Response) map[string]check.Outcome {
 		}
 		return false
 	})
-	if versioned || !absent("X-AspNet-Version") || strings.Contains(strings.ToLower(string(body)), "generator") {
+	if versioned || !absent("X-AspNet-Version") || strings.Contains(lowerBody, "generator") {
 		w[webcheck.SoftwareOutdated] = webhdrUnstated(webcheck.SoftwareOutdated, "Server, X-Powered-By, X-AspNet-Version or a generator", hd.Values("Server"))
 	}
 	return w
