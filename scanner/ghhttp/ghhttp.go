@@ -20,11 +20,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -279,10 +281,33 @@ func (t *Transport) rateLimit(resp *http.Response) (wait time.Duration, limited,
 		}
 		return time.Minute, true, false
 	}
-	if resp.StatusCode == http.StatusTooManyRequests {
+	if resp.StatusCode == http.StatusTooManyRequests || secondaryDoc(resp) {
+		// "Otherwise, wait for at least one minute before retrying."
 		return time.Minute, true, true
 	}
 	return 0, false, false
+}
+
+// secondaryDoc reports whether a 403's documentation_url is GitHub's page
+// on secondary (formerly abuse) rate limits, as go-github tells them apart:
+// a typed field, not the message's wording. The body is put back.
+func secondaryDoc(resp *http.Response) bool {
+	if resp.Body == nil {
+		return false
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+	var e struct {
+		Doc string `json:"documentation_url"`
+	}
+	if json.Unmarshal(b, &e) != nil {
+		return false
+	}
+	return strings.HasSuffix(e.Doc, "#secondary-rate-limits") || strings.HasSuffix(e.Doc, "#abuse-rate-limits") ||
+		strings.HasSuffix(e.Doc, "#about-secondary-rate-limits")
 }
 
 func (t *Transport) remember(key string, e *entry) {

@@ -183,6 +183,10 @@ func TestRateLimits(t *testing.T) {
 			io.WriteString(w, `{"message":"API rate limit exceeded"}`)
 		}
 	}
+	secondaryNoHeader := func(w http.ResponseWriter) {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"message":"You have exceeded a secondary rate limit.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}`)
+	}
 	forbidden := func(w http.ResponseWriter) {
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, `{"message":"Resource not accessible by integration"}`)
@@ -200,6 +204,7 @@ func TestRateLimits(t *testing.T) {
 		{"primary limit reset soon: waits for the reset", primary(30 * time.Second), time.Minute, 200, false, 31 * time.Second, 2},
 		{"primary limit reset an hour away: rate-limited at once", primary(time.Hour), 5 * time.Minute, 0, true, 0, 1},
 		{"a 403 without rate-limit headers is a permission answer", forbidden, time.Minute, 403, false, 0, 1},
+		{"secondary limit without Retry-After: waits a minute", secondaryNoHeader, 2 * time.Minute, 200, false, time.Minute, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, calls := limitServer(t, 1, tc.limited)
@@ -228,5 +233,17 @@ func TestRateLimits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAPermissionAnswerPassesThroughWhole(t *testing.T) {
+	body := `{"message":"Resource not accessible by integration","documentation_url":"https://docs.github.com/rest/repos/repos#get-a-repository"}`
+	srv, _ := limitServer(t, 1, func(w http.ResponseWriter) {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, body)
+	})
+	code, got, err := get(t, &http.Client{Transport: &Transport{}}, srv.URL+"/x", "tok")
+	if err != nil || code != 403 || got != body {
+		t.Fatalf("code %d, body %q, err %v", code, got, err)
 	}
 }
