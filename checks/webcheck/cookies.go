@@ -259,7 +259,11 @@ func cookieCSRF(lower string) bool {
 	return strings.Contains(lower, "csrf") || strings.Contains(lower, "xsrf") || strings.Contains(lower, "antiforgery")
 }
 
-// cookieAuthName reports a session or authentication cookie's name.
+// cookieAuthName reports a session or authentication cookie's name: a
+// framework's session cookie, or a word of the name (split at anything
+// but letters and digits) with session, auth, token or jwt in it, starting
+// with sess (Drupal's SSESS too) or ending in sessid, or the word sid.
+// CSRF tokens are not (scripts must read them).
 func cookieAuthName(name string) bool {
 	l := strings.ToLower(name)
 	l = strings.TrimPrefix(strings.TrimPrefix(l, "__secure-"), "__host-")
@@ -267,22 +271,21 @@ func cookieAuthName(name string) bool {
 		return false
 	}
 	switch l {
-	case "asp.net_sessionid", "jsessionid", "phpsessid", "connect.sid", "laravel_session", "sid":
+	case "asp.net_sessionid", "jsessionid", "phpsessid", "connect.sid", "laravel_session":
 		return true
 	}
 	if strings.HasPrefix(l, ".aspnetcore.") {
 		return true
 	}
-	for _, w := range []string{"session", "sess", "auth", "token", "jwt"} {
-		if strings.Contains(l, w) {
+	for _, w := range strings.FieldsFunc(l, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') }) {
+		switch {
+		case w == "sid", strings.HasPrefix(w, "sess"), strings.HasPrefix(w, "ssess"), strings.HasSuffix(w, "sessid"):
 			return true
 		}
-	}
-	// sid as a word of the name (connect.sid, app_sid, sid-1), not
-	// inside another word (inside, consider).
-	for _, part := range strings.FieldsFunc(l, func(r rune) bool { return r == '.' || r == '_' || r == '-' }) {
-		if part == "sid" {
-			return true
+		for _, k := range []string{"session", "auth", "token", "jwt"} {
+			if strings.Contains(w, k) {
+				return true
+			}
 		}
 	}
 	return false

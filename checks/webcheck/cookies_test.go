@@ -83,7 +83,8 @@ func TestCookieAuthNames(t *testing.T) {
 	for name, want := range map[string]bool{
 		"JSESSIONID": true, "PHPSESSID": true, "ASP.NET_SessionId": true, "connect.sid": true, "laravel_session": true,
 		".AspNetCore.Cookies": true, "__Host-sid": true, "auth_token": true, "jwt": true, "app_sid": true,
-		"XSRF-TOKEN": false, "csrftoken": false, ".AspNetCore.Antiforgery.x1": false, "_ga": false, "inside": false, "theme": false,
+		"SESS3f8a9c": true, "SSESS3f8a9c": true, "ci_session": true, "MoodleSession": true, "sessid": true, "id_token": true,
+		"assessment_pref": false, "XSRF-TOKEN": false, "csrftoken": false, ".AspNetCore.Antiforgery.x1": false, "_ga": false, "inside": false, "theme": false,
 	} {
 		if got := cookieAuthName(name); got != want {
 			t.Errorf("cookieAuthName(%q) = %v, want %v", name, got, want)
