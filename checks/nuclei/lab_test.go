@@ -18,36 +18,50 @@ import (
 	"github.com/nhsx/posture/scanner/lab"
 )
 
-// TestMain builds the worker (a posture binary) once, unless WorkerEnv
-// names one already (make test builds bin/posture first).
+// TestMain removes the worker the tests built (see worker).
 func TestMain(m *testing.M) {
-	if os.Getenv(nuclei.WorkerEnv) == "" {
-		dir, err := os.MkdirTemp("", "posture-worker-test-*")
-		if err != nil {
-			panic(err)
-		}
-		bin := filepath.Join(dir, "posture")
-		cmd := exec.Command("go", "build", "-o", bin, "../../cmd/posture")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build the nuclei worker:", err)
-			os.Exit(1)
-		}
-		os.Setenv(nuclei.WorkerEnv, bin)
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
+	code := m.Run()
+	if workerDir != "" {
+		os.RemoveAll(workerDir)
 	}
-	os.Exit(m.Run())
+	os.Exit(code)
 }
 
 var (
-	labOnce sync.Once
-	theLab  *lab.Lab
-	labErr  error
+	labOnce    sync.Once
+	theLab     *lab.Lab
+	labErr     error
+	workerOnce sync.Once
+	workerDir  string
+	workerErr  error
 )
 
+// worker builds the worker (a posture binary) once, for the tests that
+// run web.nuclei, unless WorkerEnv names one already (make test builds
+// bin/posture first).
+func worker(t testing.TB) {
+	workerOnce.Do(func() {
+		if os.Getenv(nuclei.WorkerEnv) != "" {
+			return
+		}
+		if workerDir, workerErr = os.MkdirTemp("", "posture-worker-test-*"); workerErr != nil {
+			return
+		}
+		bin := filepath.Join(workerDir, "posture")
+		out, err := exec.Command("go", "build", "-o", bin, "../../cmd/posture").CombinedOutput()
+		if err != nil {
+			workerErr = fmt.Errorf("build the nuclei worker: %v\n%s", err, out)
+			return
+		}
+		os.Setenv(nuclei.WorkerEnv, bin)
+	})
+	if workerErr != nil {
+		t.Fatal(workerErr)
+	}
+}
+
 func sharedLab(t testing.TB) *lab.Lab {
+	worker(t)
 	labOnce.Do(func() { theLab, labErr = lab.Start(context.Background(), lab.Config{}) })
 	if labErr != nil {
 		t.Fatal(labErr)
