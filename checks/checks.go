@@ -39,7 +39,7 @@ func All() []check.Check {
 		dnscheck.AXFRCheck(),
 		dnscheck.RDAPCheck(),
 		webcheck.Check(),
-		repo.Check(), repo.OrgCheck(),
+		repo.Check(), repo.OrgCheck(), repo.Secrets(),
 		nuclei.Check(),
 		webcheck.SecurityTxtCheck(),
 	}

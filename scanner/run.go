@@ -490,6 +490,19 @@ func (c *Config) newEnv(mx map[string]bool, names map[string][]string) (*check.E
 	// HTTP client: its token, ETag cache and rate-limit handling.
 	if c.GitHub != nil && c.GitHub.BaseURL != nil {
 		env.Services["github"] = check.Service{URL: c.GitHub.BaseURL, Client: c.GitHub.Client()}
+		// Clones (repo.secrets.history): the service's network without the
+		// API token (GitHub's git endpoint does not take it; public
+		// repositories need none), the ETag cache, the 2-minute request
+		// timeout or the 64 MiB body cap: a clone is bounded by its
+		// collector (its job's time, a 200 MB pack). Its own breaker.
+		if c.ServiceHTTP != nil {
+			rt := c.ServiceHTTP.Transport
+			if cp, ok := rt.(capped); ok {
+				rt = cp.rt
+			}
+			git := &http.Client{Transport: rt}
+			env.Services["github-git"] = check.Service{URL: c.GitHub.BaseURL, Client: c.Services.Client("github-git", git)}
+		}
 	}
 	if c.EHLOName != "" {
 		env.EHLOName = c.EHLOName

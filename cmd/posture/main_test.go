@@ -174,6 +174,7 @@ func TestAcceptMarksAFindingAccepted(t *testing.T) {
 var demoOnce struct {
 	sync.Once
 	dir, out string
+	logs     string // the demo's stderr
 	err      string
 }
 
@@ -192,7 +193,7 @@ func demoCopy(t *testing.T) (dir, db string) {
 		if code != 0 {
 			demoOnce.err = out + errs
 		}
-		demoOnce.out = out
+		demoOnce.out, demoOnce.logs = out, errs
 	})
 	if demoOnce.err != "" {
 		t.Fatalf("demo: %s", demoOnce.err)

@@ -38,7 +38,7 @@ type Added struct {
 // families is the ONE list of the lab's check families. A family adds its
 // file and one line here.
 func families() []Family {
-	return []Family{emailFamily, scopeFamily, tlsFamily, dnsFamily, dnssecFamily, dkimFamily, mtastsFamily, webFamily, securityTxtFamily, hygieneFamily, repoFamily, orgFamily, exposureFamily, webhdrFamily, hostileFamily}
+	return []Family{emailFamily, scopeFamily, tlsFamily, dnsFamily, dnssecFamily, dkimFamily, mtastsFamily, webFamily, securityTxtFamily, hygieneFamily, repoFamily, orgFamily, secretsFamily, exposureFamily, webhdrFamily, hostileFamily}
 }
 
 // cases are every family's behaviours, in stamping order, each marked with

@@ -232,7 +232,13 @@ func (l *Lab) startGitHub() error {
 	})
 	gh.routes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { ghNotFound(w, "rest") })
-	l.serve(&http.Server{Handler: gh.wrap(mux)}, ln)
+	// Git's smart HTTP at the clone URLs (git.go), beside the API.
+	api := gh.wrap(mux)
+	l.serve(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !l.serveGit(w, r) {
+			api.ServeHTTP(w, r)
+		}
+	})}, ln)
 	return nil
 }
 

@@ -231,6 +231,7 @@ func Start(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := l.startGitHub(); err != nil {
 		return nil, err
 	}
+	l.startGit()
 	if err := l.startCT(); err != nil {
 		return nil, err
 	}
