@@ -116,12 +116,6 @@ func (r *recorder) Write(b []byte) (int, error) {
 // accounting.
 func (g *ghServer) wrap(mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Clones (clone_url is on the API's own host, as on GitHub
-		// Enterprise): the secrets family's git server (git.go), not the
-		// API and not its rate limit.
-		if !strings.HasPrefix(r.URL.Path, "/api/v3/") && g.l.serveGit(w, r) {
-			return
-		}
 		if p, ok := strings.CutPrefix(r.URL.Path, "/api/v3"); ok {
 			r2 := r.Clone(r.Context())
 			r2.URL.Path, r2.URL.RawPath = p, ""
