@@ -35,6 +35,10 @@ const (
 // test can lower it).
 var secretsMaxPack int64 = secretsMaxPackMB << 20
 
+// secretsMaxCommits is the most commits walked (a variable so that a test
+// can lower it).
+var secretsMaxCommits = 50_000
+
 // secretsMemPack: a repository whose pack is at most this size is fetched
 // into memory (its objects inflated there), a larger one to disk.
 var secretsMemPack int64 = 4 << 20
@@ -47,7 +51,6 @@ const (
 	secretsMaxPackMB   = 200             // megabytes of packfile fetched
 	secretsMaxTime     = 4 * time.Minute // clone and scan
 	secretsMaxBlob     = 4 << 20         // a file version larger than this is not scanned
-	secretsMaxCommits  = 50_000          // commits walked
 	secretsMaxLeaks    = 200             // leaks kept in the evidence
 	secretsMaxConfig   = 256 << 10       // bytes read of .gitleaks.toml and .gitleaksignore
 	secretsJobTimeout  = 5 * time.Minute // the scanner gives a job of this check at least this

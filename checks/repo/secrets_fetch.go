@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/format/pktline"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
@@ -228,6 +229,19 @@ func secretsTransportErr(err error) error {
 	var he *githttp.Err
 	if errors.As(err, &he) && he.Response != nil && he.Response.StatusCode == http.StatusNotFound {
 		return check.WithClass(SecretsNotFound, err)
+	}
+	// The server answered something that is not git: its references or
+	// its pack do not decode.
+	var pe *packfile.Error
+	for _, m := range []error{pktline.ErrInvalidPktLen, packp.ErrEmptyAdvRefs, packp.ErrEmptyInput,
+		packfile.ErrMalformedPackFile, packfile.ErrLengthOverflow, packfile.ErrInvalidDelta, packfile.ErrDeltaCmd,
+		packfile.ErrReferenceDeltaNotFound} {
+		if errors.Is(err, m) {
+			return check.WithClass(check.ErrMalformed, err)
+		}
+	}
+	if errors.As(err, &pe) {
+		return check.WithClass(check.ErrMalformed, err)
 	}
 	return err
 }

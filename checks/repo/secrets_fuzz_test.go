@@ -45,3 +45,27 @@ func FuzzSecretsRepoConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSecretsExcerpt: whatever the line around a secret, its excerpt
+// never holds the secret (nor another secret found beside it).
+func FuzzSecretsExcerpt(f *testing.F) {
+	f.Add(`KEY = "AKIAQ3EGRHZ5LN2XK7VD"`, "AKIAQ3EGRHZ5LN2XK7VD", "AKIAQ3EGRHZ5LN2XK7VD", "other-secret-value", false)
+	f.Add("x AKIAQ3EGRHZ5LN2XK7VD y AKIAQ3EGRHZ5LN2XK7VD", "AKIAQ3EGRHZ5LN2XK7VD", "y AKIAQ3EGRHZ5LN2XK7VD", "", false)
+	f.Add("line one\ntoken: ghp_R8sT2kLm9QwXv4ZpB7nYc3JdF6hG1aEu5oVi\n", "ghp_R8sT2kLm9QwXv4ZpB7nYc3JdF6hG1aEu5oVi", "token: ghp_R8sT2kLm9QwXv4ZpB7nYc3JdF6hG1aEu5oVi", "line one", true)
+	f.Add("é\xffsecretsecret", "secretsecret", "secretsecret", "é\xff", false)
+	f.Fuzz(func(t *testing.T, line, secret, match, other string, coded bool) {
+		if len(secret) < secretsMinHidden {
+			return
+		}
+		all := []string{secret, match, other}
+		got := secretsExcerpt(secretsFound{secret: secret, match: match, line: line, coded: coded}, all)
+		for _, s := range []string{secret, other} {
+			if len(s) >= secretsMinHidden && strings.Contains(got, s) {
+				t.Fatalf("excerpt %q holds %q", got, s)
+			}
+		}
+		if len(got) > secretsMaxExcerpt+64+len(secret)/4 {
+			t.Fatalf("excerpt of %d bytes", len(got))
+		}
+	})
+}

@@ -533,15 +533,15 @@ func secretsExcerpt(f secretsFound, secrets []string) string {
 			ctx = strings.ReplaceAll(ctx, s, "…")
 		}
 	}
-	if len(ctx) > secretsMaxExcerpt {
-		ctx = "…" + strings.ToValidUTF8(ctx[len(ctx)-secretsMaxExcerpt:], "")
-	}
 	ctx = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
-	}, ctx)
+	}, strings.ToValidUTF8(ctx, ""))
+	if len(ctx) > secretsMaxExcerpt {
+		ctx = "…" + strings.ToValidUTF8(ctx[len(ctx)-secretsMaxExcerpt:], "")
+	}
 	out := strings.TrimLeft(ctx, " \t") + red
 	for _, s := range secrets {
 		if len(s) >= secretsMinHidden && strings.Contains(out, s) {

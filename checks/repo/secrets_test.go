@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -554,5 +555,80 @@ func TestSecretsClonesWithoutTheAPITokenThroughTheGitService(t *testing.T) {
 	}
 	if apiAuth.Load() == 0 || gitAuth.Load() != 0 {
 		t.Errorf("API requests with a token %d (want some), git requests with one %d (want none)", apiAuth.Load(), gitAuth.Load())
+	}
+}
+
+func TestSecretsScanCutShortFailsOnWhatItFoundAndIsOtherwiseUnknown(t *testing.T) {
+	gh := newFakeGitHub(t)
+	// Newest first: the walk meets the tip's token before the cut.
+	gh.add(t, "lab-x/leaky", "main", []secretsgit.Commit{
+		{Msg: "1", Set: map[string]string{"a": "1\n"}}, {Msg: "2", Set: map[string]string{"a": "2\n"}},
+		{Msg: "3", Set: map[string]string{"k.sh": "export GITHUB_TOKEN=" + testGitHub + "\n"}}}, nil)
+	gh.add(t, "lab-x/clean", "main", []secretsgit.Commit{
+		{Msg: "1", Set: map[string]string{"a": "1\n"}}, {Msg: "2", Set: map[string]string{"a": "2\n"}},
+		{Msg: "3", Set: map[string]string{"a": "3\n"}}}, nil)
+	old := secretsMaxCommits
+	secretsMaxCommits = 2
+	defer func() { secretsMaxCommits = old }()
+	e, _, fs := collectAndJudge(t, gh.env(), "lab-x/leaky")
+	if fs[0].Outcome != check.Fail || e.Partial == "" || !strings.Contains(fs[0].Message, "stopped early") {
+		t.Errorf("leaky: %s, partial %q: %s", fs[0].Outcome, e.Partial, fs[0].Message)
+	}
+	e, _, fs = collectAndJudge(t, gh.env(), "lab-x/clean")
+	if fs[0].Outcome != check.Unknown || fs[0].Reason != string(check.ErrTooLarge) || e.Commits != 2 {
+		t.Errorf("clean: %s (%s) after %d commits: %s", fs[0].Outcome, fs[0].Reason, e.Commits, fs[0].Message)
+	}
+}
+
+func TestSecretsGitServerThatAnswersGarbageIsUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reason  string
+		handler http.HandlerFunc
+	}{
+		{"refs that are not pkt-lines", string(check.ErrMalformed), func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+			io.WriteString(w, "<html>not git</html>")
+		}},
+		{"a pack that is not a pack", string(check.ErrMalformed), func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "info/refs") {
+				st, _ := secretsgit.Build("main", []secretsgit.Commit{{Msg: "1", Set: map[string]string{"a": "1\n"}}}, nil)
+				secretsgit.Serve(w, r, st, "info/refs")
+				return
+			}
+			w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
+			io.WriteString(w, "0008NAK\nPACK\x00\x00\x00\x02\x00\x00\x00\x05garbage")
+		}},
+		{"a server error", string(check.ErrOther), func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gh := newFakeGitHub(t)
+			gh.add(t, "lab-x/r", "main", []secretsgit.Commit{{Msg: "1", Set: map[string]string{"a": "1\n"}}}, nil)
+			git := httptest.NewServer(tc.handler)
+			defer git.Close()
+			gh.cloneURL = func(full string) string { return git.URL + "/" + full + ".git" }
+			_, _, fs := collectAndJudge(t, gh.env(), "lab-x/r")
+			t.Logf("%s: %s", fs[0].Reason, fs[0].Message)
+			if fs[0].Outcome != check.Unknown || fs[0].Reason != tc.reason {
+				t.Fatalf("%s (%s): %s", fs[0].Outcome, fs[0].Reason, fs[0].Message)
+			}
+		})
+	}
+}
+
+func TestSecretsStallingGitServerIsATimeout(t *testing.T) {
+	gh := newFakeGitHub(t)
+	gh.add(t, "lab-x/r", "main", []secretsgit.Commit{{Msg: "1", Set: map[string]string{"a": "1\n"}}}, nil)
+	stall := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer stall.Close()
+	gh.cloneURL = func(full string) string { return stall.URL + "/" + full + ".git" }
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	c := Secrets()
+	ev, _ := c.Collect(ctx, gh.env(), check.Asset{Kind: check.KindRepo, Name: "lab-x/r"})
+	fs := c.Evaluate(ev, check.DefaultPolicy())
+	if fs[0].Outcome != check.Unknown || fs[0].Reason != string(check.ErrTimeout) || time.Since(start) > 5*time.Second {
+		t.Fatalf("%s (%s) after %v: %s", fs[0].Outcome, fs[0].Reason, time.Since(start), fs[0].Message)
 	}
 }
