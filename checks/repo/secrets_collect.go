@@ -141,19 +141,25 @@ func secretsCloneURL(api *url.URL, raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("clone_url %q: %w", secretsClip(raw), err)
+		return nil, errors.New("clone_url does not parse as a URL")
 	}
 	if u.Scheme != "https" && !(u.Scheme == "http" && api.Scheme == "http") {
-		return nil, fmt.Errorf("clone_url %q: want https", secretsClip(raw))
+		return nil, fmt.Errorf("clone_url %q: want https", secretsShowURL(u))
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return nil, fmt.Errorf("clone_url %q: credentials, a query or a fragment", secretsClip(u.Redacted()))
+		return nil, fmt.Errorf("clone_url %q: credentials, a query or a fragment", secretsShowURL(u))
 	}
 	ch, ah := strings.ToLower(u.Hostname()), strings.ToLower(api.Hostname())
 	if ch == "" || (ch != ah && "api."+ch != ah) {
-		return nil, fmt.Errorf("clone_url %q is not on the API's host %s", secretsClip(raw), ah)
+		return nil, fmt.Errorf("clone_url %q is not on the API's host %s", secretsShowURL(u), ah)
 	}
 	return u, nil
+}
+
+// secretsShowURL is a URL as messages show it: no credentials, query or
+// fragment (a hostile API could put a token there).
+func secretsShowURL(u *url.URL) string {
+	return secretsClip(u.Scheme + "://" + u.Host + u.EscapedPath())
 }
 
 func secretsClip(s string) string {

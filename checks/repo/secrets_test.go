@@ -632,3 +632,14 @@ func TestSecretsStallingGitServerIsATimeout(t *testing.T) {
 		t.Fatalf("%s (%s) after %v: %s", fs[0].Outcome, fs[0].Reason, time.Since(start), fs[0].Message)
 	}
 }
+
+func TestSecretsCloneURLMessagesNeverQuoteCredentials(t *testing.T) {
+	api, _ := url.Parse("https://api.github.com/")
+	for _, raw := range []string{"ftp://u:hunter2hunter2@github.com/o/r.git", "https://u:hunter2hunter2@github.com/o/r.git",
+		"https://evil.example/o/r.git?token=hunter2hunter2", "https://github.com/o/r.git#hunter2hunter2", "http://[::1%hunter2hunter2/"} {
+		_, err := secretsCloneURL(api, raw)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+}
