@@ -236,20 +236,29 @@ func (p *guardProxy) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return mc, nil
 }
 
-// meteredConn counts the bytes a host sends and cuts it at the cap.
+// connByteCap bounds one connection's bytes from the host: nuclei reads
+// at most respReadSize of a response body, so a connection that sends
+// more (headers of hundreds of kilobytes, an endless body the worker is
+// slow to drop) is hostile and cut.
+const connByteCap = 384 << 10
+
+// meteredConn counts the bytes a host sends and cuts the connection at
+// its cap, and the host at the host's.
 type meteredConn struct {
 	net.Conn
 	p    *guardProxy
 	h    *hostNet
+	n    int64
 	once sync.Once
 }
 
 func (c *meteredConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
+		c.n += int64(n)
 		c.p.mu.Lock()
 		c.h.Bytes += int64(n)
-		over := c.p.maxBytes > 0 && c.h.Bytes > c.p.maxBytes
+		over := (c.p.maxBytes > 0 && c.h.Bytes > c.p.maxBytes) || c.n > connByteCap
 		if over {
 			c.h.LastClass = check.ErrTooLarge
 		}

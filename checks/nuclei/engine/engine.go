@@ -186,7 +186,7 @@ func load(ctx context.Context, job nuclei.Job, s source, w *writer) (*loaded, er
 			InternalResolversList: []string{job.Resolver},
 		}),
 		sdk.WithGlobalRateLimitCtx(ctx, rate, time.Second),
-		sdk.WithResponseReadSize(1 << 20),
+		sdk.WithResponseReadSize(256 << 10),
 		sdk.WithSandboxOptions(false, false),
 		sdk.WithTemporaryDirectory(job.WorkDir),
 		sdk.WithVerbosity(sdk.VerbosityOptions{Silent: true}),
