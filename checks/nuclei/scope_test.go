@@ -41,6 +41,44 @@ http:
         words:
           - "outside the scope"
 `,
+	// Pipelined HTTP goes through rawhttp's own dialer, not the proxy: the
+	// worker refuses to run it.
+	"outside-pipeline.yaml": `id: outside-pipeline
+info:
+  name: pipelined http outside the scope
+  author: posture-test
+  severity: high
+http:
+  - raw:
+      - |
+        GET / HTTP/1.1
+        Host: ` + lab.OutsideName + `
+
+    unsafe: true
+    pipeline: true
+    matchers:
+      - type: word
+        words:
+          - "outside the scope"
+`,
+	"outside-unsafe.yaml": `id: outside-unsafe
+info:
+  name: unsafe (rawhttp) http outside the scope
+  author: posture-test
+  severity: high
+http:
+  - raw:
+      - |
+        @Host: https://` + lab.OutsideName + `:443
+        GET / HTTP/1.1
+        Host: ` + lab.OutsideName + `
+
+    unsafe: true
+    matchers:
+      - type: word
+        words:
+          - "outside the scope"
+`,
 	"outside-ssl.yaml": `id: outside-ssl
 info:
   name: ssl outside the scope
@@ -118,9 +156,14 @@ func TestTemplatesAimedOutsideTheScopeMakeNoConnection(t *testing.T) {
 			}
 		}
 	}
-	for _, id := range []string{"outside-http", "outside-ssl", "outside-ssl-ip"} {
+	for _, id := range []string{"outside-http", "outside-unsafe", "outside-ssl", "outside-ssl-ip", "outside-pipeline"} {
 		if !ran[id] {
 			t.Errorf("template %s has no result (evidence %+v)", id, e.Templates)
+		}
+	}
+	for _, r := range e.Templates {
+		if r.Template == "outside-pipeline" && (r.Outcome != nuclei.Errored || !strings.Contains(r.Error, "pipelined")) {
+			t.Errorf("the pipelined template: %s %q, want refused", r.Outcome, r.Error)
 		}
 	}
 	// http (the name), ssl (the name, resolved by the worker: an address

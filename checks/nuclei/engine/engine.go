@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/projectdiscovery/gologger/levels"
 	sdk "github.com/projectdiscovery/nuclei/v3/lib"
 	"github.com/projectdiscovery/nuclei/v3/pkg/output"
+	nucleihttp "github.com/projectdiscovery/nuclei/v3/pkg/protocols/http"
 	updateutils "github.com/projectdiscovery/utils/update"
 
 	"github.com/nhsx/posture/checks/nuclei"
@@ -141,14 +143,55 @@ func writePack(dir string) error {
 
 // loaded is an engine with one source's templates loaded.
 type loaded struct {
-	e *sdk.NucleiEngine
-	s source
-	n int
+	e       *sdk.NucleiEngine
+	s       source
+	n       int
+	refused []string // pipelined templates, not run
 }
 
 // load builds an engine for one template source (the pack, or the
 // operator's directory with its filters) and loads its templates.
 func load(ctx context.Context, job nuclei.Job, s source, w *writer) (*loaded, error) {
+	l, err := loadExcluding(ctx, job, s, w, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Pipelined HTTP (pipeline: true) goes through rawhttp's own client,
+	// which dials directly: such a template would bypass the proxy and the
+	// scope guard. It is not run; each target gets its refusal.
+	var refused []string
+	for _, t := range l.e.GetTemplates() {
+		for _, r := range append(append([]*nucleihttp.Request(nil), t.RequestsHTTP...), t.RequestsWithHTTP...) {
+			if r != nil && r.Pipeline && !slices.Contains(refused, t.ID) {
+				refused = append(refused, t.ID)
+			}
+		}
+	}
+	if len(refused) == 0 {
+		return l, nil
+	}
+	l.e.Close()
+	w.mu.Lock()
+	for _, id := range refused {
+		delete(w.loaded, s.name+"/"+id)
+	}
+	w.mu.Unlock()
+	if l, err = loadExcluding(ctx, job, s, w, refused); err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	for _, id := range refused {
+		w.loaded[s.name+"/"+id] = s.name
+	}
+	w.mu.Unlock()
+	l.refused = refused
+	return l, nil
+}
+
+// ErrPipelineRefused is the error of a pipelined template's result.
+const ErrPipelineRefused = "refused: pipelined HTTP (pipeline: true) dials directly, not through the scope guard"
+
+func loadExcluding(ctx context.Context, job nuclei.Job, s source, w *writer, exclude []string) (*loaded, error) {
 	proxyHTTP := "http://" + job.Proxy
 	proxySOCKS := "socks5://" + job.Proxy
 	timeout := max(job.Timeout, 1)
@@ -172,6 +215,7 @@ func load(ctx context.Context, job nuclei.Job, s source, w *writer) (*loaded, er
 			ProtocolTypes: "http,dns,ssl",
 			Tags:          s.tags,
 			Severity:      strings.Join(s.severities, ","),
+			ExcludeIDs:    exclude,
 		}),
 		sdk.WithInteractshOptions(sdk.InteractshOpts{NoInteractsh: true, CacheSize: 16, Eviction: time.Minute,
 			CooldownPeriod: time.Second, PollDuration: time.Minute, DisableHttpFallback: true}),
@@ -228,6 +272,11 @@ func load(ctx context.Context, job nuclei.Job, s source, w *writer) (*loaded, er
 
 // run runs the source's templates on every target.
 func (l *loaded) run(ctx context.Context, job nuclei.Job, w *writer) error {
+	for _, id := range l.refused {
+		for _, t := range job.Targets {
+			w.write(nuclei.Event{Template: id, Source: l.s.name, Target: t, Error: ErrPipelineRefused})
+		}
+	}
 	if l.n == 0 {
 		return nil
 	}
