@@ -190,3 +190,29 @@ func TestOnlyTLSStartsNoWorker(t *testing.T) {
 		t.Errorf("a --only tls scan started %d nuclei workers", n)
 	}
 }
+
+// TestDNSTemplatesAskThroughTheRelay: a dns template's question reaches
+// the scan's resolver (here the lab's DNS, which the worker cannot reach
+// any other way) through the parent's relay.
+func TestDNSTemplatesAskThroughTheRelay(t *testing.T) {
+	l := sharedLab(t)
+	dir := writeTemplates(t, map[string]string{"dns-a.yaml": `id: dns-a
+info:
+  name: the host's A record
+  author: posture-test
+  severity: low
+dns:
+  - name: "{{FQDN}}"
+    type: A
+    matchers:
+      - type: regex
+        regex:
+          - 'IN\s+A\s+127\.1\.'
+`})
+	env := l.Env()
+	env.Settings = map[string]string{nuclei.SetTemplates: dir}
+	e, fs := collectOne(t, env, "www.lab-exposure-mentions.nhs.uk")
+	if f := fs[nuclei.CustomID]; f.Outcome != check.Fail || !strings.Contains(f.Message, "dns-a") {
+		t.Errorf("%s: %s %q, want fail naming dns-a (runs: %+v)", nuclei.CustomID, f.Outcome, f.Message, e.Templates)
+	}
+}
