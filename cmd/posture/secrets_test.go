@@ -91,6 +91,31 @@ func TestNoFullSecretInTheDatabaseLogsReportsOrExports(t *testing.T) {
 			t.Errorf("the SARIF export lacks %s", want)
 		}
 	}
+	// --repo: one repository's log, for an upload to its code scanning.
+	var leakyRepo string
+	for repo, o := range outcomes {
+		if o == "fail" && strings.HasSuffix(repo, "-deploy-keys") {
+			leakyRepo = repo
+		}
+	}
+	cli("export", "--format", "sarif", "--repo", leakyRepo, "--db", db, "-o", filepath.Join(dir, "one.sarif"))
+	one, err := os.ReadFile(filepath.Join(dir, "one.sarif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sarifValid(t, one)
+	var log struct {
+		Runs []struct {
+			AutomationDetails struct{ ID string } `json:"automationDetails"`
+			Results           []json.RawMessage   `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(one, &log); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Runs) != 1 || log.Runs[0].AutomationDetails.ID != "posture/"+leakyRepo+"/" || len(log.Runs[0].Results) < 2 {
+		t.Errorf("--repo %s: %d runs (want 1 with its 2 leaks)", leakyRepo, len(log.Runs))
+	}
 	for _, decoy := range []string{"testdata/aws-credentials.ini", "docs/configuration.md", "release.env", "tools/notes.sh"} {
 		if bytes.Contains(sarif, []byte(`"uri": "`+decoy+`"`)) {
 			t.Errorf("the SARIF export has a result in the decoy %s", decoy)
