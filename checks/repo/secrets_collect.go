@@ -108,6 +108,7 @@ func secretsRepoAPI(ctx context.Context, svc check.Service, owner, name string) 
 	}
 	req.Header.Set("Accept", secretsAPIAccept)
 	req.Header.Set("X-GitHub-Api-Version", secretsAPIVersion)
+	req.Header.Set("User-Agent", secretsUserAgent) // GitHub's API refuses requests without one
 	resp, err := svc.Client.Do(req)
 	if err != nil {
 		return info, 0, err

@@ -81,8 +81,8 @@ type secretsCounting struct {
 	client *http.Client
 }
 
+// RoundTrip keeps go-git's own User-Agent (git/… servers know it).
 func (s *secretsCounting) RoundTrip(r *http.Request) (*http.Response, error) {
-	r.Header.Set("User-Agent", secretsUserAgent)
 	resp, err := s.rt.RoundTrip(r)
 	if err != nil {
 		return nil, err
