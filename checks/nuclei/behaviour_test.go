@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,40 +155,70 @@ func TestParentMemoryStaysFlatAcrossBatches(t *testing.T) {
 }
 
 // TestOnlyTLSStartsNoWorker: a scan limited to the tls family selects no
-// web collector, so nuclei never starts.
+// web collector, so nuclei never starts; the same scan of the web family
+// starts one (the count means something).
 func TestOnlyTLSStartsNoWorker(t *testing.T) {
 	l := sharedLab(t)
 	e, err := estate.Parse("lab-estate.yaml", l.EstateYAML())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One organisation with one domain whose www host has an exposure.
+	const domain = "lab-exposure-git.nhs.uk"
+	var orgs []estate.Organisation
+	for _, o := range e.Organisations {
+		if slices.Contains(o.Domains, domain) {
+			o.Domains, o.GitHub = []string{domain}, nil
+			orgs = append(orgs, o)
+		}
+	}
+	if len(orgs) != 1 {
+		t.Fatalf("%d organisations own %s", len(orgs), domain)
+	}
+	e.Organisations = orgs
 	svc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: l.Dial}}
 	gh := github.NewClient(svc)
 	if gh.BaseURL, err = url.Parse(l.GitHubURL); err != nil {
 		t.Fatal(err)
 	}
-	cfg := scanner.Config{
-		Estate: e, Checks: checks.All(), Families: []string{"tls"},
-		DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 300 * time.Millisecond, Retries: 1},
-		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CTURL: "", GitHub: gh,
-		ServiceHTTP: svc,
-		Options:     scanner.Options{Concurrency: 16, JobTimeout: 20 * time.Second, Policy: l.Policy()},
+	scan := func(family string) (int64, map[string]check.Outcome) {
+		cfg := scanner.Config{
+			Estate: e, Checks: checks.All(), Families: []string{family},
+			DNS:  &dnsq.Resolver{Servers: []string{l.DNSAddr}, Timeout: 300 * time.Millisecond, Retries: 1},
+			Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CTURL: "", GitHub: gh, ServiceHTTP: svc,
+			Options: scanner.Options{Concurrency: 16, JobTimeout: 20 * time.Second, Policy: l.Policy()},
+		}
+		st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		before := nuclei.WorkerStarts()
+		stats, err := scanner.Run(context.Background(), st, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := st.Findings(context.Background(), stats.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]check.Outcome{}
+		for _, f := range fs {
+			got[f.Asset.Name+" "+f.CheckID] = f.Outcome
+		}
+		return nuclei.WorkerStarts() - before, got
 	}
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	before := nuclei.WorkerStarts()
-	stats, err := scanner.Run(context.Background(), st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stats.Jobs == 0 {
-		t.Fatal("the --only tls scan ran no job: it proves nothing")
-	}
-	if n := nuclei.WorkerStarts() - before; n != 0 {
+	n, got := scan("tls")
+	if n != 0 {
 		t.Errorf("a --only tls scan started %d nuclei workers", n)
+	}
+	if len(got) == 0 {
+		t.Fatal("the --only tls scan found nothing: it proves nothing")
+	}
+	n, got = scan("web")
+	if n == 0 || got["www."+domain+" web.exposure.git-config"] != check.Fail {
+		t.Errorf("a --only web scan started %d workers and found web.exposure.git-config %q on www.%s, want a worker and fail",
+			n, got["www."+domain+" web.exposure.git-config"], domain)
 	}
 }
 

@@ -140,8 +140,11 @@ func TestExposureCasesMatchTheirTruth(t *testing.T) {
 
 // TestEveryJudgedHostMatchesTheTruth runs web.nuclei alone on every host
 // the lab states truth for, each job with the 20 s the lab's truth test
-// gives it.
+// gives it (about 30 s; opt-in).
 func TestEveryJudgedHostMatchesTheTruth(t *testing.T) {
+	if os.Getenv("POSTURE_NUCLEI_ALL_HOSTS") == "" {
+		t.Skip("the lab's truth tests (scanner/lab, scanner) cover every host; set POSTURE_NUCLEI_ALL_HOSTS=1 to run web.nuclei alone on all of them")
+	}
 	l := sharedLab(t)
 	want := map[string]map[string]check.Outcome{}
 	for _, e := range l.Truth() {
