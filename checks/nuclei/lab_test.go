@@ -136,6 +136,11 @@ func TestExposureCasesMatchTheirTruth(t *testing.T) {
 	if n := r.Starts.Load(); n != 1 {
 		t.Errorf("%d worker starts for %d hosts, want 1 batch", n, len(hosts))
 	}
+	// The .env file's keys are named, its values never recorded.
+	env := got["www.lab-exposure-env.nhs.uk"]["web.exposure.env-file"]
+	if !strings.Contains(env.Message, "DB_PASSWORD") || strings.Contains(env.Message, "lab-not-a-secret") {
+		t.Errorf("web.exposure.env-file: %q, want the key DB_PASSWORD and no value", env.Message)
+	}
 }
 
 // TestEveryJudgedHostMatchesTheTruth runs web.nuclei alone on every host
