@@ -46,6 +46,10 @@ type guardProxy struct {
 	budget   time.Duration   // per host, from the first connection
 	maxBytes int64           // per host, downstream
 
+	// ctx ends with Close: dials in flight give up.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu    sync.Mutex
 	hosts map[string]*hostNet
 	wg    sync.WaitGroup
@@ -74,6 +78,7 @@ func startProxy(env *check.Env, hostRate float64, budget time.Duration, maxBytes
 	}
 	p := &guardProxy{env: env, ln: ln, hostRate: hostRate, budget: budget, maxBytes: maxBytes,
 		hosts: map[string]*hostNet{}, self: map[string]bool{ln.Addr().String(): true}}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.startDNS(); err != nil {
 		ln.Close()
 		return nil, err
@@ -92,6 +97,9 @@ func (p *guardProxy) Addr() string    { return p.ln.Addr().String() }
 func (p *guardProxy) DNSAddr() string { return p.dnsUDP.LocalAddr().String() }
 
 func (p *guardProxy) Close() {
+	if p.cancel != nil {
+		p.cancel()
+	}
 	p.ln.Close()
 	p.httpLn.Close()
 	p.srv.Close()
@@ -162,6 +170,13 @@ func (p *guardProxy) accept() {
 // within the host's rate, budget and byte cap. Our own addresses (the DNS
 // relay, the proxy itself) are dialled directly.
 func (p *guardProxy) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if p.ctx != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(p.ctx, cancel)
+		defer stop()
+	}
 	if p.self[addr] {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", addr)
