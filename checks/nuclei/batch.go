@@ -263,6 +263,7 @@ func runsFor(evs []Event, w Worker, net hostNet) []Run {
 			byT[k] = r
 			order = append(order, k)
 		}
+		r.ElapsedMS = max(r.ElapsedMS, min(max(e.ElapsedMS, 0), int64(time.Hour/time.Millisecond)))
 		switch {
 		case e.Matched && r.Outcome != Matched:
 			r.Outcome, r.URL, r.Matcher, r.Error, r.Class = Matched, clip(e.URL, 300), clip(e.Matcher, 60), "", ""

@@ -71,7 +71,8 @@ type Evidence struct {
 // pack template), "check"? (catalogue id of a pack template), "outcome"
 // (matched|clean|error|not-run), "class"?, "error"? (clipped), "url"?,
 // "matcher"?, "extracted"? (clipped; key names only for .env), "severity"?,
-// "name"?}.
+// "name"?, "elapsed_ms"? (when its last result came, since the worker
+// started)}.
 type Run struct {
 	Template  string         `json:"template"`
 	Source    string         `json:"source"`
@@ -85,6 +86,7 @@ type Run struct {
 	Extracted []string       `json:"extracted,omitempty"`
 	Severity  string         `json:"severity,omitempty"`
 	Name      string         `json:"name,omitempty"`
+	ElapsedMS int64          `json:"elapsed_ms,omitempty"`
 }
 
 // Run outcomes.

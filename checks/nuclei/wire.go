@@ -58,6 +58,8 @@ type Event struct {
 	Error     string   `json:"error,omitempty"`
 	Severity  string   `json:"severity,omitempty"`
 	Name      string   `json:"name,omitempty"`
+	// ElapsedMS: when the result came, in ms since the worker started.
+	ElapsedMS int64 `json:"elapsed_ms,omitempty"`
 
 	// Done closes the stream: the templates loaded, by source.
 	Done      bool              `json:"done,omitempty"`

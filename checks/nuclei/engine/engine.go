@@ -62,7 +62,7 @@ func Run(ctx context.Context, job nuclei.Job, out io.Writer) error {
 	updateutils.DefaultHttpClient.Transport = refuse{}
 	updateutils.DefaultHttpClient.Timeout = time.Millisecond
 
-	w := &writer{enc: json.NewEncoder(out), loaded: map[string]string{}}
+	w := &writer{enc: json.NewEncoder(out), loaded: map[string]string{}, start: time.Now()}
 	var runs []source
 	if job.Pack {
 		dir := filepath.Join(job.WorkDir, "pack")
@@ -117,11 +117,13 @@ type writer struct {
 	mu     sync.Mutex
 	enc    *json.Encoder
 	loaded map[string]string
+	start  time.Time
 }
 
 func (w *writer) write(e nuclei.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	e.ElapsedMS = time.Since(w.start).Milliseconds()
 	_ = w.enc.Encode(e)
 }
 
