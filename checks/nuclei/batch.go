@@ -318,6 +318,9 @@ func (r *Runner) runWorker(ctx context.Context, b *batch, targets []string, p *g
 		UserDir: b.cfg.userDir, Tags: b.cfg.tags, Severities: b.cfg.severities,
 		Proxy: p.Addr(), Resolver: p.DNSAddr(), RateLimit: b.cfg.rate, Timeout: requestTime,
 		WorkDir: dir, HostConcurrency: min(len(targets), 64), TemplateConcurrency: 10, MaxHostErrors: 3}
+	if d, ok := ctx.Deadline(); ok {
+		job.Deadline = int(time.Until(d)/time.Second) + 2
+	}
 	in, _ := json.Marshal(job)
 	cmd := exec.CommandContext(ctx, exe, "nuclei-worker")
 	cmd.Stdin = bytes.NewReader(in)

@@ -37,6 +37,9 @@ type Job struct {
 	// HostConcurrency and TemplateConcurrency bound nuclei's parallelism.
 	HostConcurrency     int `json:"host_concurrency"`
 	TemplateConcurrency int `json:"template_concurrency"`
+	// Deadline is the worker's own time limit in seconds (0: none): it
+	// ends by itself even if the parent is gone.
+	Deadline int `json:"deadline,omitempty"`
 	// MaxHostErrors: after this many errors on a host nuclei skips its
 	// remaining templates (they are then "not run": unknown).
 	MaxHostErrors int `json:"max_host_errors"`

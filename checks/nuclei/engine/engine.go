@@ -59,6 +59,11 @@ func Run(ctx context.Context, job nuclei.Job, out io.Writer) error {
 	if job.WorkDir == "" || job.Proxy == "" || job.Resolver == "" {
 		return errors.New("nuclei worker: the job needs a work directory, a proxy and a resolver")
 	}
+	if job.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(job.Deadline)*time.Second)
+		defer cancel()
+	}
 	updateutils.DefaultHttpClient.Transport = refuse{}
 	updateutils.DefaultHttpClient.Timeout = time.Millisecond
 
