@@ -71,10 +71,10 @@ func scanCmd(g *globals) *cobra.Command {
 			}
 			defer st.Close()
 			f.ghCache.st = st // the GitHub ETag cache lives in the database
-			stats, err := scanner.Run(cmd.Context(), st, *cfg)
 			if err := useSecretKey(f.db); err != nil {
 				return err
 			}
+			stats, err := scanner.Run(cmd.Context(), st, *cfg)
 			if stats != nil {
 				printStats(g.stdout, stats, f.db)
 			}
