@@ -61,6 +61,9 @@ const (
 )
 
 func exposureCases() []Case {
+	// A test binary is not a posture binary: it builds the worker
+	// web.nuclei runs, in the background from the lab's start.
+	nuclei.PrepareWorker()
 	c := func(name, fails string, soft bool, pages func(host string) map[string]exposurePage) Case {
 		return Case{Name: name, Family: "exposure", Build: func(d string) Domain {
 			www := "www." + d
