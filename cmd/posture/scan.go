@@ -44,6 +44,7 @@ type scanFlags struct {
 	rdapURL                              string
 	trustAnchor                          string
 	labels                               []string
+	nuclei                               nucleiFlags
 	ctRefresh                            time.Duration
 	axfr                                 bool
 	hstsPreload                          string
@@ -82,6 +83,7 @@ func scanCmd(g *globals) *cobra.Command {
 		},
 	}
 	fl := c.Flags()
+	f.nuclei.register(fl)
 	fl.StringVar(&f.estate, "estate", "", "estate file (default: the embedded national estate)")
 	fl.StringVar(&f.db, "db", "posture.db", "SQLite database")
 	fl.StringVar(&f.resolver, "resolver", "", "recursive resolver IP:PORT (default: /etc/resolv.conf)")
@@ -180,6 +182,10 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	set, err := f.nuclei.settings()
+	if err != nil {
+		return nil, err
+	}
 	return &scanner.Config{
 		Estate: e, Checks: checks.All(), Families: fams, DNS: res,
 		AllowPrivate: f.allowPrivate, PerIP: f.perIP, Roots: roots, CAPEM: caPEM, TrustAnchors: anchors,
@@ -187,7 +193,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		CTURL: f.ctURL, RDAPURL: f.rdapURL, GitHub: gh, ServiceHTTP: svc, Services: services, Sources: pagesSource(gh),
 		Labels: labels, CTRefresh: f.ctRefresh, NoAXFR: !f.axfr,
 		Options: scanner.Options{
-			Env: hstsPreloadEnv(preload), Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
+			Env: withNuclei(hstsPreloadEnv(preload), set), Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
 			Log: g.log, Progress: progressBar(g.stderr),
 		},
 	}, nil

@@ -236,8 +236,13 @@ func (l *Lab) GitClones(fullName string) int {
 
 // startGit states the truth of repo.secrets.history on every lab
 // repository, on the first domain of the organisation that publishes it
-// (the lab knows the owners once the organisations are assigned).
+// (the lab knows the owners once the organisations are assigned). As every
+// family, only when the lab has its cases: a test lab of other families'
+// cases asks nothing of the secret scanner.
 func (l *Lab) startGit() {
+	if !slices.ContainsFunc(l.cases, func(c Case) bool { return c.Family == secretsFamily.Name }) {
+		return
+	}
 	for i := range l.orgs {
 		o := &l.orgs[i]
 		if o.GitHub == "" || len(o.Domains) == 0 {
