@@ -138,37 +138,14 @@ func exposureCases() []Case {
 // completeExposure states the pack's ids on every judged host of d that
 // has none yet (the family's own cases state theirs).
 func completeExposure(d *Domain, _ Case, _ Added, _ []Case) {
-	var hosts []string
-	for _, e := range d.Expect {
-		if e.Kind == check.KindHost && !slices.Contains(hosts, e.Name) {
-			hosts = append(hosts, e.Name)
-		}
-	}
 	stated := func(n string) bool {
 		return slices.ContainsFunc(d.Expect, func(e Expect) bool {
 			return e.Kind == check.KindHost && e.Name == n && strings.HasPrefix(e.CheckID, "web.exposure.")
 		})
 	}
-	hostNamed := func(n string) *Host {
-		for i := range d.Hosts {
-			if strings.EqualFold(strings.TrimSuffix(d.Hosts[i].Name, "."), n) {
-				return &d.Hosts[i]
-			}
-		}
-		return nil
-	}
-	for _, n := range hosts {
-		if stated(n) {
-			continue
-		}
-		spec := hostNamed(n)
-		if spec == nil && len(d.Addrs[n]) > 0 {
-			spec = hostNamed(strings.ToLower(d.Addrs[n][0]))
-		}
-		tls13 := slices.ContainsFunc(d.Expect, func(e Expect) bool {
-			return e.Kind == check.KindHost && e.Name == n && e.CheckID == "tls.tls13" && e.Outcome == check.Pass
-		})
-		o := exposureOutcome(webExpectHost(n, d.Name, spec, tls13)[webcheck.HTTPSAvailable])
+	for _, h := range webJudgedHosts(d, stated) {
+		n := h.Name
+		o := exposureOutcome(webExpectHost(n, d.Name, h.Spec, h.TLS13)[webcheck.HTTPSAvailable])
 		for _, t := range nuclei.Pack() {
 			to := o
 			if o == check.Pass && exposureUnreadable(n) {

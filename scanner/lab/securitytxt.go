@@ -200,37 +200,16 @@ func securityTxtCases() []Case {
 // completeSecurityTxt states the two ids on every judged web host of d
 // (those another family states host truth for) that its case has not.
 func completeSecurityTxt(d *Domain, _ Case, _ Added, _ []Case) {
-	var hosts []string
-	for _, e := range d.Expect {
-		if e.Kind == check.KindHost && !slices.Contains(hosts, e.Name) {
-			hosts = append(hosts, e.Name)
-		}
-	}
-	hostNamed := func(n string) *Host {
-		for i := range d.Hosts {
-			if strings.EqualFold(strings.TrimSuffix(d.Hosts[i].Name, "."), n) {
-				return &d.Hosts[i]
-			}
-		}
-		return nil
-	}
-	for _, n := range hosts {
-		if slices.ContainsFunc(d.Expect, func(e Expect) bool {
+	stated := func(n string) bool {
+		return slices.ContainsFunc(d.Expect, func(e Expect) bool {
 			return e.Kind == check.KindHost && e.Name == n && e.CheckID == webcheck.SecurityTxtPresent
-		}) {
-			continue
-		}
-		spec := hostNamed(n)
-		if spec == nil && len(d.Addrs[n]) > 0 {
-			spec = hostNamed(strings.ToLower(d.Addrs[n][0]))
-		}
-		tls13 := slices.ContainsFunc(d.Expect, func(e Expect) bool {
-			return e.Kind == check.KindHost && e.Name == n && e.CheckID == "tls.tls13" && e.Outcome == check.Pass
 		})
-		present, valid := secTxtExpectHost(n, spec, tls13)
+	}
+	for _, h := range webJudgedHosts(d, stated) {
+		present, valid := secTxtExpectHost(h.Name, h.Spec, h.TLS13)
 		d.Expect = append(d.Expect,
-			Expect{Kind: check.KindHost, Name: n, CheckID: webcheck.SecurityTxtPresent, Outcome: present},
-			Expect{Kind: check.KindHost, Name: n, CheckID: webcheck.SecurityTxtValid, Outcome: valid})
+			Expect{Kind: check.KindHost, Name: h.Name, CheckID: webcheck.SecurityTxtPresent, Outcome: present},
+			Expect{Kind: check.KindHost, Name: h.Name, CheckID: webcheck.SecurityTxtValid, Outcome: valid})
 	}
 }
 

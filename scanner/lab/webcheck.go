@@ -109,16 +109,43 @@ func webStatus(code int) http.Handler {
 	})
 }
 
-// completeWeb states the family's ids on every web host of d that the
-// other families state truth for (the hosts a scan judges).
-func completeWeb(d *Domain, _ Case, _ Added, _ []Case) {
-	var hosts []string
+// webJudged is a web host a scan judges on a lab domain: its name, the lab
+// host that serves it (nil: none, such as the mail alias of the lab MX) and
+// whether the TLS family finds TLS 1.3 negotiated there.
+type webJudged struct {
+	Name  string
+	Spec  *Host
+	TLS13 bool
+}
+
+// webJudgedHosts lists the hosts of d that the other families state truth
+// for (the hosts a scan judges), except those stated(name) says a web
+// family's case already covers (nil: none). Every web family's Complete
+// walks this list.
+func webJudgedHosts(d *Domain, stated func(name string) bool) []webJudged {
+	var out []webJudged
+	seen := map[string]bool{}
 	for _, e := range d.Expect {
-		if e.Kind == check.KindHost && !slices.Contains(hosts, e.Name) {
-			hosts = append(hosts, e.Name)
+		if e.Kind != check.KindHost || seen[e.Name] {
+			continue
 		}
+		seen[e.Name] = true
+		if stated != nil && stated(e.Name) {
+			continue
+		}
+		n := e.Name
+		out = append(out, webJudged{Name: n, Spec: webHostServing(d, n), TLS13: slices.ContainsFunc(d.Expect, func(e Expect) bool {
+			return e.Kind == check.KindHost && e.Name == n && e.CheckID == "tls.tls13" && e.Outcome == check.Pass
+		})})
 	}
-	hostNamed := func(n string) *Host {
+	return out
+}
+
+// webHostServing is the lab host of d that serves n (nil: none): the host
+// of that name, or for a name with the addresses of several hosts the
+// first (the scan reaches it; the members serve the same pages).
+func webHostServing(d *Domain, n string) *Host {
+	named := func(n string) *Host {
 		for i := range d.Hosts {
 			if strings.EqualFold(strings.TrimSuffix(d.Hosts[i].Name, "."), n) {
 				return &d.Hosts[i]
@@ -126,18 +153,18 @@ func completeWeb(d *Domain, _ Case, _ Added, _ []Case) {
 		}
 		return nil
 	}
-	for _, n := range hosts {
-		spec := hostNamed(n)
-		if spec == nil && len(d.Addrs[n]) > 0 {
-			// A name with the addresses of several hosts: the scan
-			// reaches the first (the members serve the same pages).
-			spec = hostNamed(strings.ToLower(d.Addrs[n][0]))
-		}
-		tls13 := slices.ContainsFunc(d.Expect, func(e Expect) bool {
-			return e.Kind == check.KindHost && e.Name == n && e.CheckID == "tls.tls13" && e.Outcome == check.Pass
-		})
-		for id, o := range webExpectHost(n, d.Name, spec, tls13) {
-			d.Expect = append(d.Expect, Expect{Kind: check.KindHost, Name: n, CheckID: id, Outcome: o})
+	if h := named(n); h != nil || len(d.Addrs[n]) == 0 {
+		return h
+	}
+	return named(strings.ToLower(d.Addrs[n][0]))
+}
+
+// completeWeb states the family's ids on every web host of d that the
+// other families state truth for (the hosts a scan judges).
+func completeWeb(d *Domain, _ Case, _ Added, _ []Case) {
+	for _, h := range webJudgedHosts(d, nil) {
+		for id, o := range webExpectHost(h.Name, d.Name, h.Spec, h.TLS13) {
+			d.Expect = append(d.Expect, Expect{Kind: check.KindHost, Name: h.Name, CheckID: id, Outcome: o})
 		}
 	}
 }

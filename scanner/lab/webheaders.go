@@ -170,48 +170,17 @@ func webhdrCase(name, head string, set []string, http80 func(host string) http.H
 // completeWebhdr states the family's ids on every host of d a scan
 // judges that a case has not stated them for.
 func completeWebhdr(d *Domain, _ Case, _ Added, _ []Case) {
-	var hosts []string
-	for _, e := range d.Expect {
-		if e.Kind == check.KindHost && !slices.Contains(hosts, e.Name) {
-			hosts = append(hosts, e.Name)
-		}
-	}
 	stated := func(n string) bool {
 		return slices.ContainsFunc(d.Expect, func(e Expect) bool {
 			return e.Kind == check.KindHost && e.Name == n && e.CheckID == webcheck.HdrCSP
 		})
 	}
-	for _, n := range hosts {
-		if stated(n) {
-			continue
-		}
-		spec := webhdrHost(d, n)
-		tls13 := slices.ContainsFunc(d.Expect, func(e Expect) bool {
-			return e.Kind == check.KindHost && e.Name == n && e.CheckID == "tls.tls13" && e.Outcome == check.Pass
-		})
-		avail := webExpectHost(n, d.Name, spec, tls13)[webcheck.HTTPSAvailable]
-		for id, o := range webhdrExpectHost(d, n, spec, avail, tls13) {
-			d.Expect = append(d.Expect, Expect{Kind: check.KindHost, Name: n, CheckID: id, Outcome: o})
+	for _, h := range webJudgedHosts(d, stated) {
+		avail := webExpectHost(h.Name, d.Name, h.Spec, h.TLS13)[webcheck.HTTPSAvailable]
+		for id, o := range webhdrExpectHost(d, h.Name, h.Spec, avail, h.TLS13) {
+			d.Expect = append(d.Expect, Expect{Kind: check.KindHost, Name: h.Name, CheckID: id, Outcome: o})
 		}
 	}
-}
-
-// webhdrHost is the lab host of d that serves n (nil: none): the host of
-// that name, or for a name with the addresses of several hosts the first
-// (the scan reaches it; the members serve the same pages).
-func webhdrHost(d *Domain, n string) *Host {
-	named := func(n string) *Host {
-		for i := range d.Hosts {
-			if strings.EqualFold(strings.TrimSuffix(d.Hosts[i].Name, "."), n) {
-				return &d.Hosts[i]
-			}
-		}
-		return nil
-	}
-	if h := named(n); h != nil || len(d.Addrs[n]) == 0 {
-		return h
-	}
-	return named(strings.ToLower(d.Addrs[n][0]))
 }
 
 // webhdrExpectHost derives the family's ids on host, given what
@@ -279,7 +248,7 @@ func webhdrWalk(d *Domain, host, start string, tls13 bool) (resps []*http.Respon
 		if hn != host && hn != d.Name && !strings.HasSuffix(hn, "."+d.Name) {
 			return resps, "na"
 		}
-		h := webhdrHost(d, hn)
+		h := webHostServing(d, hn)
 		if h == nil || h.Web == nil || h.Dead {
 			return resps, "unknown"
 		}
