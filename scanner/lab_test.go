@@ -19,6 +19,7 @@ import (
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/checks/crl"
 	"github.com/nhsx/posture/checks/dnsq"
+	"github.com/nhsx/posture/checks/nuclei"
 	"github.com/nhsx/posture/scanner"
 	"github.com/nhsx/posture/scanner/estate"
 	"github.com/nhsx/posture/scanner/lab"
@@ -210,6 +211,9 @@ const childEnv = "POSTURE_TEST_KILL_CHILD"
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childScan())
+	}
+	if err := nuclei.WaitForTestWorker(); err != nil {
+		fmt.Fprintln(os.Stderr, err) // the web.nuclei verdicts will say unknown
 	}
 	os.Exit(m.Run())
 }

@@ -39,6 +39,22 @@ func PrepareWorker() {
 	}
 }
 
+// WaitForTestWorker builds the test worker now and points WorkerEnv at it
+// (in test binaries only, when WorkerEnv is unset): a TestMain calls it so
+// that tests with job time limits never spend them on the link (15 s when
+// the binary is stale). Without a go toolchain or the module it returns
+// the error, and the tests that need a worker report unknowns.
+func WaitForTestWorker() error {
+	if os.Getenv(WorkerEnv) != "" || !isTestBinary() {
+		return nil
+	}
+	p, err := testWorkerOnce()
+	if err != nil {
+		return fmt.Errorf("nuclei test worker: %w", err)
+	}
+	return os.Setenv(WorkerEnv, p)
+}
+
 func buildTestWorker() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {

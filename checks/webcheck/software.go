@@ -29,20 +29,25 @@ type eolBranch struct {
 // eolProduct is one product's branches, oldest first, and where they come
 // from. A version older than the first branch ended no later than it.
 type eolProduct struct {
-	name     string
-	source   string
-	branches []eolBranch
+	// backported: Linux distributions package the product and backport
+	// security fixes under the upstream version number (Debian's nginx
+	// 1.22, RHEL 8's PHP 7.4), so a header naming an ended upstream branch
+	// does not prove the server unpatched: it warns, never fails.
+	backported bool
+	name       string
+	source     string
+	branches   []eolBranch
 }
 
 // eolTable is the embedded end-of-life table, dated eolTableDate.
 var eolTable = map[string]eolProduct{
-	"php": {name: "PHP", source: "php.net/eol.php and php.net/supported-versions.php", branches: []eolBranch{
+	"php": {backported: true, name: "PHP", source: "php.net/eol.php and php.net/supported-versions.php", branches: []eolBranch{
 		{"5.2", "2011-01-06"}, {"5.3", "2014-08-14"}, {"5.4", "2015-09-03"}, {"5.5", "2016-07-21"}, {"5.6", "2018-12-31"},
 		{"7.0", "2019-01-10"}, {"7.1", "2019-12-01"}, {"7.2", "2020-11-30"}, {"7.3", "2021-12-06"}, {"7.4", "2022-11-28"},
 		{"8.0", "2023-11-26"}, {"8.1", "2025-12-31"}, {"8.2", "2026-12-31"}, {"8.3", "2027-12-31"}, {"8.4", "2028-12-31"}}},
-	"apache": {name: "Apache httpd", source: "httpd.apache.org: 1.3, 2.0 and 2.2 end-of-life announcements with their final releases", branches: []eolBranch{
+	"apache": {backported: true, name: "Apache httpd", source: "httpd.apache.org: 1.3, 2.0 and 2.2 end-of-life announcements with their final releases", branches: []eolBranch{
 		{"1.3", "2010-02-03"}, {"2.0", "2013-07-10"}, {"2.2", "2017-07-11"}, {"2.4", ""}}},
-	"nginx": {name: "nginx", source: "nginx.org/en/download.html: only the latest stable and mainline branches are supported; a branch ends when the next of its kind is released", branches: []eolBranch{
+	"nginx": {backported: true, name: "nginx", source: "nginx.org/en/download.html: only the latest stable and mainline branches are supported; a branch ends when the next of its kind is released", branches: []eolBranch{
 		{"1.22", "2023-04-11"}, {"1.23", "2023-05-23"}, {"1.24", "2024-04-23"}, {"1.25", "2024-05-29"}, {"1.26", "2025-04-23"},
 		{"1.27", "2025-06-24"}, {"1.28", ""}, {"1.29", ""}}},
 	"iis": {name: "Microsoft IIS", source: "Microsoft lifecycle of the Windows Server release that ships it (IIS 10.0 ships with several: not judged)", branches: []eolBranch{
@@ -321,6 +326,7 @@ func evaluateSoftware(h *webfetch.Hop, at time.Time) check.Finding {
 		day = eolTableDate
 	}
 	var ended, current, unjudged []string
+	vendorEnded := false // an ended branch no distribution backports to
 	for _, f := range facts {
 		p := eolTable[f.product]
 		seen := fmt.Sprintf("%s %s (%s)", p.name, hdrClip(f.version), f.where)
@@ -329,7 +335,13 @@ func evaluateSoftware(h *webfetch.Hop, at time.Time) check.Finding {
 		case !known:
 			unjudged = append(unjudged, seen)
 		case eol != "" && eol <= day:
-			ended = append(ended, fmt.Sprintf("%s: branch %s reached end of life on %s (source: %s)", seen, branch, eol, p.source))
+			note := ""
+			if p.backported {
+				note = "; distributions backport fixes to their packages of it under the upstream version, so check whether this is one and its vendor still supports it"
+			} else {
+				vendorEnded = true
+			}
+			ended = append(ended, fmt.Sprintf("%s: upstream branch %s reached end of life on %s (source: %s%s)", seen, branch, eol, p.source, note))
 		case eol != "":
 			current = append(current, fmt.Sprintf("%s: supported until %s", seen, eol))
 		default:
@@ -338,9 +350,12 @@ func evaluateSoftware(h *webfetch.Hop, at time.Time) check.Finding {
 	}
 	where := hdrWhere(h)
 	switch {
-	case len(ended) > 0:
+	case vendorEnded:
 		x.Outcome = check.Fail
 		x.Message = fmt.Sprintf("%s runs end-of-life software: %s (table of %s)", where, strings.Join(ended, "; "), eolTableDate)
+	case len(ended) > 0:
+		x.Outcome = check.Warn
+		x.Message = fmt.Sprintf("%s names an end-of-life upstream branch: %s (table of %s)", where, strings.Join(ended, "; "), eolTableDate)
 	case len(current) > 0:
 		x.Outcome = check.Pass
 		x.Message = fmt.Sprintf("%s names %s (end-of-life table of %s)", where, strings.Join(current, "; "), eolTableDate)

@@ -122,8 +122,8 @@ func webhdrCases() []Case {
 		c("webhdr-permissions-invalid", []string{"Permissions-Policy", "geolocation 'none'; camera 'none'"}, want{webcheck.HdrPermissions: F}),
 		// nginx 1.25 ended on 2024-05-29, PHP 8.1 on 2025-12-31; Apache
 		// 2.4 is supported.
-		c("webhdr-server-version", []string{"Server", "nginx/1.25.3"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: F}),
-		c("webhdr-powered-by", []string{"X-Powered-By", "PHP/8.1.2"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: F}),
+		c("webhdr-server-version", []string{"Server", "nginx/1.25.3"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: W}),
+		c("webhdr-powered-by", []string{"X-Powered-By", "PHP/8.1.2"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: W}),
 		c("webhdr-software-current", []string{"Server", "Apache/2.4.62 (Debian)"}, want{webcheck.HdrInfoLeak: F, webcheck.SoftwareOutdated: P}),
 		webhdrCase("webhdr-generator-drupal7", `<meta name="Generator" content="Drupal 7 (https://www.drupal.org)">`, nil, nil,
 			want{webcheck.SoftwareOutdated: F}),
