@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nhsx/posture/checks/nuclei"
 	"github.com/nhsx/posture/scanner/lab"
 	"github.com/nhsx/posture/scanner/store"
 )
@@ -22,6 +24,9 @@ const cliChildEnv = "POSTURE_TEST_CLI_CHILD"
 func TestMain(m *testing.M) {
 	if os.Getenv(cliChildEnv) != "" {
 		os.Exit(run(strings.Split(os.Getenv(cliChildEnv), "\x1f"), os.Stdout, os.Stderr))
+	}
+	if err := nuclei.WaitForTestWorker(); err != nil {
+		fmt.Fprintln(os.Stderr, err) // the demo's web.nuclei verdicts will say unknown
 	}
 	code := m.Run()
 	if demoOnce.dir != "" {
