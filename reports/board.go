@@ -23,14 +23,41 @@ type findingRows struct {
 
 var errNoSummary = errors.New("reports: no summary")
 
+// Links make the reports link organisations and findings to other pages (a
+// dashboard, a directory of organisation pages). A nil function, or one
+// that returns "", gives no link. The zero Links links nothing.
+type Links struct {
+	Org     func(code string) string // the page of an organisation
+	Finding func(id string) string   // the page of a finding (its evidence)
+}
+
+func (l Links) org(code string) string {
+	if l.Org == nil || code == "" {
+		return ""
+	}
+	return l.Org(code)
+}
+
+func (l Links) finding(id string) string {
+	if l.Finding == nil || id == "" {
+		return ""
+	}
+	return l.Finding(id)
+}
+
 // WriteBoard writes the board summary: one self-contained HTML file (inline
 // CSS and SVG, no scripts, nothing loaded from the network) that prints on
 // A4 landscape.
-func WriteBoard(w io.Writer, s *Summary) error {
+func WriteBoard(w io.Writer, s *Summary) error { return WriteBoardWith(w, s, Links{}) }
+
+// WriteBoardWith is WriteBoard with links to organisation and finding
+// pages. Link targets go through html/template's URL escaping.
+func WriteBoardWith(w io.Writer, s *Summary, links Links) error {
 	if s == nil || s.Estate == nil {
 		return errNoSummary
 	}
 	v := &view{
+		Links:     links,
 		Summary:   s,
 		Rows:      s.Orgs,
 		Standards: s.Standards,
@@ -43,6 +70,12 @@ func WriteBoard(w io.Writer, s *Summary) error {
 // WriteOrgReport writes one organisation's report (HTML), covering it and
 // the organisations below it.
 func WriteOrgReport(w io.Writer, s *Summary, code string) error {
+	return WriteOrgReportWith(w, s, code, Links{})
+}
+
+// WriteOrgReportWith is WriteOrgReport with links to organisation and
+// finding pages.
+func WriteOrgReportWith(w io.Writer, s *Summary, code string, links Links) error {
 	if s == nil || s.Estate == nil {
 		return errNoSummary
 	}
@@ -51,6 +84,7 @@ func WriteOrgReport(w io.Writer, s *Summary, code string) error {
 		return fmt.Errorf("reports: no organisation %q in run %d", code, s.Run.ID)
 	}
 	v := &view{
+		Links:   links,
 		Summary: s,
 		Root:    root,
 		ByCheck: root.ByCheck,

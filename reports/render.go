@@ -95,6 +95,7 @@ func changeLabel(c string) string {
 // view wraps a summary with the helpers templates call on it.
 type view struct {
 	*Summary
+	Links Links
 	// Root is the organisation an org report is about ("" on the board).
 	Root *OrgSummary
 	// Orgs in the view: all (board), or the root and its descendants.
@@ -168,6 +169,27 @@ func (v *view) DeltaClass(o *OrgSummary) string {
 	}
 	return "down"
 }
+
+// OrgHref is the link to an organisation's page, or "".
+func (v *view) OrgHref(code string) string { return v.Links.org(code) }
+
+// FindingHref is the link to a finding's page, or "".
+func (v *view) FindingHref(f Finding) string { return v.Links.finding(f.ID) }
+
+// orgRef is an organisation's name for a template, with its link.
+type orgRef struct{ Href, Name, Code string }
+
+// OrgRef names an organisation with its link (if Links gives one).
+func (v *view) OrgRef(code string) orgRef {
+	r := orgRef{Href: v.OrgHref(code), Name: line(code), Code: line(code)}
+	if o := v.Org(code); o != nil {
+		r.Name = line(o.Name)
+	}
+	return r
+}
+
+// OwnerCode is the code of the organisation that owns a finding's asset.
+func (v *view) OwnerCode(f Finding) string { return orgOf(f) }
 
 // Owner names the organisation that owns a finding's asset.
 func (v *view) Owner(f Finding) string { return v.OrgName(orgOf(f)) }
