@@ -104,14 +104,18 @@ func TestBoardHasTheSectionsTheBoardReads(t *testing.T) {
 	for _, want := range []string{
 		"@media print",      // prints well
 		"<svg", "<polyline", // inline trend chart
-		"What changed since the last run",      // changes
-		"The worst risks",                      // risks
-		"Compliance by standard",               // standards
-		"Finding relevant to CAF B3.b",         // the wording for standards
-		"St George&#39;s University Hospitals", // the grid and the organisations
-		`class="c-fail"`,                       // a grid cell
-		// The region's HSTS cell: St George's fails, Epsom passes, Kingston warns.
-		`title="1 failing, 1 needing attention, 0 could not be checked, 1 passing, 0 not applicable"`,
+		"What changed since the last run",                  // changes
+		"The worst risks",                                  // risks
+		"The oldest open findings",                         // age
+		"Compliance by standard",                           // standards
+		"What could not be tested, and why",                // unknowns by reason
+		"<td>No answer in time</td><td class=\"n\">1</td>", // the timeout, counted
+		"League table",                                     // organisations ranked
+		"St George&#39;s University Hospitals",             // the organisations
+		// A finding names the standards it counts towards by title.
+		`<td class="refs">GOV.UK Service Manual: HTTPS; NCSC Cyber Assessment Framework (evidence)</td>`,
+		// DSPT beside the score: RJ7's published status, and none for a region.
+		"22/23 Approaching Standards <span class=\"note\">30 Jun 2023</span>", "not in the 2022/23 list",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the board lacks %q", want)
@@ -119,6 +123,11 @@ func TestBoardHasTheSectionsTheBoardReads(t *testing.T) {
 	}
 	if regexp.MustCompile(`(?i)dspt\W{0,3}fail`).MatchString(out) {
 		t.Error(`the board says "DSPT fail"`)
+	}
+	// Rule files and sections are for the catalogue view only: no finding
+	// row cites a section.
+	if regexp.MustCompile(`<td class="refs">[^<]*(B3\.b|B4\.d)`).MatchString(out[:strings.Index(out, `class="catalogue"`)]) {
+		t.Error("a finding in front of the board cites a section, not its standard's title")
 	}
 }
 
@@ -153,7 +162,7 @@ func TestMarkdownEscapesHostileText(t *testing.T) {
 			t.Errorf("markdown contains %q unescaped", bad)
 		}
 	}
-	for _, want := range []string{`a \| b \[click\](http://evil.example) \*bold\* # heading`, "&lt;script&gt;", "finding relevant to CAF B3.b", "## Compliance by standard"} {
+	for _, want := range []string{`a \| b \[click\](http://evil.example) \*bold\* # heading`, "&lt;script&gt;", "GOV.UK Service Manual: HTTPS; NCSC Cyber Assessment Framework (evidence)", "## Compliance by standard", "## League table"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q", want)
 		}

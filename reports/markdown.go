@@ -5,185 +5,208 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/nhsx/posture/checks/check"
 )
 
 // WriteMarkdown renders the board summary as Markdown (GitHub-flavoured
-// tables). Every text from the store is escaped with mdEscape: no links,
-// raw HTML, emphasis or table breaks can come from a scanned server.
+// tables) from the same view as the HTML board. Every text goes through
+// mdEscape: no links, raw HTML, emphasis or table breaks can come from a
+// scanned server.
 func WriteMarkdown(w io.Writer, s *Summary) error {
 	if s == nil || s.Estate == nil {
 		return errNoSummary
 	}
-	v := &view{Summary: s, Rows: s.Orgs, Standards: s.Standards, Limit: listLimit}
+	v := newBoardView(s, Links{})
 	var b bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	e := mdEscape
 
-	p("# Security posture of the estate\n\n")
-	p("Run %d, started %s", s.Run.ID, s.Run.Started.UTC().Format("2 Jan 2006 15:04 MST"))
-	if s.Previous != nil {
-		p("; compared with run %d of %s", s.Previous.ID, s.Previous.Started.UTC().Format("2 Jan 2006"))
-	} else {
-		p("; the first run, so there is nothing to compare with yet")
-	}
-	p(".\n\n## Summary\n\n")
-	t := s.Estate.Total
-	p("| Score | Failing | Needs attention | Could not check | Passing | Assets |\n|---:|---:|---:|---:|---:|---:|\n")
-	p("| %s %s | %d | %d | %d | %d | %d |\n\n", s.Estate.Score, v.Delta(s.Estate), t.Fail, t.Warn, t.Unknown, t.Pass, s.Estate.Assets)
-	p("The score is the share of checks passing. Only failing and needs-attention results count against it; " +
-		"\"could not check\" is shown apart and never counted as a failure.\n\n")
-	if len(s.Trend) > 1 {
-		p("### Score over recent runs\n\n| Run | Started | Score | Failing | Needs attention | Could not check |\n|---:|---|---:|---:|---:|---:|\n")
-		for _, tp := range s.Trend {
-			p("| %d | %s | %s | %d | %d | %d |\n", tp.Run.ID, tp.Run.Started.UTC().Format("2 Jan 2006"), tp.Score, tp.Counts.Fail, tp.Counts.Warn, tp.Counts.Unknown)
+	p("# Security posture of the estate\n\n%s\n\n## Summary\n\n", e(v.Lede))
+	var heads, cells []string
+	for _, t := range v.Tiles {
+		heads = append(heads, e(t.Label))
+		c := e(t.Value)
+		if t.Note != "" {
+			c += " (" + e(t.Note) + ")"
 		}
+		cells = append(cells, c)
+	}
+	mdRow(&b, heads...)
+	mdRule(&b, len(heads), true)
+	mdRow(&b, cells...)
+	p("\n%s\n\n", e(v.ScoreNote))
+	if v.HasTrend {
+		p("### Score over time\n\n")
+		mdRow(&b, "Now", e(v.Windows[0])+" ago", e(v.Windows[1])+" ago", e(v.Windows[2])+" ago", e(v.Windows[3])+" ago")
+		mdRule(&b, 5, true)
+		row := []string{s.Estate.Score.String()}
+		for i := range Windows {
+			row = append(row, s.Estate.ScoreAgo(i, AllChecks).String())
+		}
+		mdRow(&b, row...)
 		p("\n")
-	}
-
-	c := s.Estate.Changes
-	p("## What changed since the last run\n\n")
-	p("- New problems: %d\n- Back again: %d\n- Fixed: %d\n- Still open: %d\n", c.New, c.Regressed, c.Resolved, c.StillOpen)
-	if c.Accepted > 0 {
-		p("- Accepted risks: %d\n", c.Accepted)
-	}
-	p("\n")
-	for _, up := range []bool{true, false} {
-		ms := v.Movers(up, 5)
-		if len(ms) == 0 {
-			continue
-		}
-		if up {
-			p("### Improving most\n\n")
-		} else {
-			p("### Declining most\n\n")
-		}
-		p("| Organisation | Score | Change |\n|---|---:|---:|\n")
-		for _, o := range ms {
-			p("| %s | %s | %s |\n", e(v.OrgName(o.Code)), o.Score, v.Delta(o))
-		}
-		p("\n")
-	}
-	if len(s.New) > 0 {
-		p("### New and returning problems\n\n")
-		mdFindings(&b, v, take(listLimit, s.New))
-		if n := len(s.New) - listLimit; n > 0 {
-			p("And %d more: see the organisation reports or the export.\n\n", n)
-		}
-	}
-	if len(s.Resolved) > 0 {
-		p("### Fixed since the last run\n\n| Organisation | Asset | Check | Relevant to |\n|---|---|---|---|\n")
-		for _, f := range take(listLimit, s.Resolved) {
-			p("| %s | %s | %s | %s |\n", e(v.Owner(f)), e(f.Asset.Name), e(s.Title(f.CheckID)), relevantMD(v, f))
-		}
-		if n := len(s.Resolved) - listLimit; n > 0 {
-			p("\nAnd %d more.\n", n)
-		}
-		p("\n")
-	}
-
-	p("## The worst risks\n\n")
-	if len(s.Risks) == 0 {
-		p("No open failures.\n\n")
-	} else {
-		p("Open failures, most severe and longest open first")
-		if s.RiskTotal > len(s.Risks) {
-			p(": the first %d of %d", len(s.Risks), s.RiskTotal)
-		}
-		p(". Accepted risks are left out.\n\n")
-		mdFindings(&b, v, s.Risks)
 	}
 
 	p("## Compliance by standard\n\n")
-	p("Share of assets passing every check that cites the standard. These are findings relevant to the " +
-		"standard, not a verdict on it: CAF and DSPT outcomes are judged by people. † marks a citation not yet " +
-		"confirmed from the primary document.\n\n")
-	if len(s.Standards) > 0 {
-		p("| Standard | Passing | Failing | Could not check | Share passing |\n|---|---:|---:|---:|---:|\n")
-		for _, st := range s.Standards {
-			for i, r := range append([]Compliance{st}, st.Sections...) {
-				label := e(r.Label())
-				if i == 0 {
-					label = "**" + label + "**"
-				} else {
-					label = "  " + label
-				}
-				if r.Unverified {
-					label += " †"
-				}
-				p("| %s | %d | %d | %d | %s |\n", label, r.Passing, r.Failing, r.Unknown, r.Share)
-			}
+	p("Weighted score of the checks that cite each standard, and its change in points. These are findings relevant to " +
+		"the standard, not a verdict on it: CAF and DSPT outcomes are judged by people.\n\n")
+	if len(v.Standards) == 0 {
+		p("No check of this run counts towards a standard.\n\n")
+	} else {
+		mdRow(&b, "Standard", "Score", e(v.Windows[0]), e(v.Windows[1]), e(v.Windows[2]), e(v.Windows[3]), "Failing", "Needs attention", "Could not check", "Passing")
+		mdRule(&b, 10, false)
+		for _, r := range v.Standards {
+			mdRow(&b, "**"+e(r.Title)+"**", r.Score, r.Changes[0].Text, r.Changes[1].Text, r.Changes[2].Text, r.Changes[3].Text,
+				fmt.Sprint(r.Fail), fmt.Sprint(r.Warn), fmt.Sprint(r.Unknown), fmt.Sprint(r.Pass))
 		}
 		p("\n")
 	}
 
-	p("## Organisations\n\nEach row includes the organisations below it.\n\n")
-	p("| Organisation | Assets | Score | Change | Failing | Needs attention | Could not check | Passing | New | Fixed |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, o := range s.Orgs {
-		p("| %s%s | %d | %s | %s | %d | %d | %d | %d | %d | %d |\n", strings.Repeat("» ", min(o.Depth, 6)), e(v.OrgName(o.Code)),
-			o.Assets, o.Score, v.Delta(o), o.Total.Fail, o.Total.Warn, o.Total.Unknown, o.Total.Pass, o.Changes.New, o.Changes.Resolved)
+	p("## League table\n\nOrganisations by score, best first; the change is over 7 days. %s\n\n", e(v.DSPTNote))
+	mdRow(&b, "Rank", "Organisation", "Score", "7 days", "DSPT 2022/23", "Failing", "Needs attention", "Could not check", "Assets")
+	mdRule(&b, 9, false)
+	for _, r := range v.League {
+		rank := "–"
+		if r.Rank > 0 {
+			rank = fmt.Sprint(r.Rank)
+		}
+		mdRow(&b, rank, mdOrg(r.Org), r.Score, r.Week.Text, mdDSPT(r), fmt.Sprint(r.Fail), fmt.Sprint(r.Warn), fmt.Sprint(r.Unknown), fmt.Sprint(r.Assets))
 	}
-	p("\n## Organisations and checks\n\n")
-	p("Each cell counts the assets by result: ✗ failing, ! needs attention, ? could not check, ✓ passing.\n\n")
-	p("| Organisation |")
-	for _, m := range s.Checks {
-		p(" %s |", e(m.ID))
-	}
-	p("\n|---|%s\n", strings.Repeat(":---:|", len(s.Checks)))
-	for _, o := range s.Orgs {
-		p("| %s%s |", strings.Repeat("» ", min(o.Depth, 6)), e(o.Name))
-		for _, m := range s.Checks {
-			p(" %s |", countsText(o.ByCheck[m.ID]))
+	p("\n")
+	if len(v.Groups) > 0 {
+		p("### Regions and ICBs\n\nEach row adds up the organisations below it.\n\n")
+		mdRow(&b, "Organisation", "Score", "7 days", "DSPT 2022/23", "Failing", "Needs attention", "Could not check", "Assets")
+		mdRule(&b, 8, false)
+		for _, r := range v.Groups {
+			mdRow(&b, strings.Repeat("» ", min(r.Depth, 6))+mdOrg(r.Org), r.Score, r.Week.Text, mdDSPT(r), fmt.Sprint(r.Fail),
+				fmt.Sprint(r.Warn), fmt.Sprint(r.Unknown), fmt.Sprint(r.Assets))
 		}
 		p("\n")
 	}
-	p("\n### The checks\n\n| Check | Title | Severity | Relevant to |\n|---|---|---|---|\n")
-	for _, m := range s.Checks {
-		p("| %s | %s | %s | %s |\n", e(m.ID), e(m.Title), severityLabel(m.Severity), e(v.RefsOf(m)))
+
+	p("## What changed since the last run\n\n")
+	for _, t := range v.Changes {
+		p("- %s: %s\n", e(t.Label), e(t.Value))
 	}
-	_, err := b.WriteTo(w)
-	if err != nil {
+	p("\n")
+	for _, m := range []struct {
+		title string
+		rows  []leagueRow
+	}{{"Improving most (7 days)", v.Improving}, {"Declining most (7 days)", v.Declining}} {
+		if len(m.rows) == 0 {
+			continue
+		}
+		p("### %s\n\n", m.title)
+		mdRow(&b, "Organisation", "Score", "Change")
+		mdRule(&b, 3, false)
+		for _, r := range m.rows {
+			mdRow(&b, mdOrg(r.Org), r.Score, r.Week.Text)
+		}
+		p("\n")
+	}
+	mdList(&b, "### New and returning problems", v.New, "")
+	mdList(&b, "### Fixed since the last run", v.Fixed, "")
+
+	p("## The worst risks\n\n")
+	if len(v.Risks.Rows) == 0 {
+		p("No open failures.\n\n")
+	} else {
+		p("Open failures, most severe and longest open first. Accepted risks are left out.\n\n")
+		mdList(&b, "", v.Risks, "")
+	}
+	p("## The oldest open findings\n\n")
+	if len(v.Oldest.Rows) == 0 {
+		p("Nothing open.\n\n")
+	} else {
+		p("Failures and warnings open longest. Accepted risks are left out.\n\n")
+		mdList(&b, "", v.Oldest, "")
+	}
+
+	p("## What could not be tested, and why\n\n")
+	if len(v.Untested) == 0 {
+		p("Every check reached a verdict.\n\n")
+	} else {
+		p("%d results could not be told (unknown). They are never counted as failures; they are tried again at the next run.\n\n", v.UntestedTotal)
+		mdRow(&b, "Why", "Results", "Checks most affected", "Reasons recorded")
+		mdRule(&b, 4, false)
+		for _, r := range v.Untested {
+			mdRow(&b, e(r.Label), fmt.Sprint(r.Count), e(r.Checks), e(r.Reasons))
+		}
+		p("\n")
+	}
+
+	if v.UnownedTotal > 0 {
+		p("## Unowned assets\n\n%d names in scope that no organisation's domain covers: discovery found them, the scan left them alone. Who owns them?\n\n", v.UnownedTotal)
+		mdRow(&b, "Found by", "Names", "For example")
+		mdRule(&b, 3, false)
+		for _, g := range v.Unowned {
+			var ex []string
+			for _, n := range g.Examples {
+				ex = append(ex, e(n))
+			}
+			mdRow(&b, e(g.Source), fmt.Sprint(g.Count), strings.Join(ex, ", "))
+		}
+		p("\n")
+	}
+
+	p("## The checks\n\n")
+	mdRow(&b, "Check", "Title", "Severity", "Weight", "Cites")
+	mdRule(&b, 5, false)
+	for _, c := range v.Checks {
+		mdRow(&b, e(c.ID), e(c.Title), e(c.Severity), fmt.Sprint(c.Weight), e(c.Refs))
+	}
+	p("\n%s\n", e(v.Footer))
+	if _, err := b.WriteTo(w); err != nil {
 		return fmt.Errorf("reports: write markdown: %w", err)
 	}
 	return nil
 }
 
-func mdFindings(b *bytes.Buffer, v *view, fs []Finding) {
+// mdRow writes one table row of cells that are already escaped.
+func mdRow(b *bytes.Buffer, cells ...string) {
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+func mdRule(b *bytes.Buffer, n int, numeric bool) {
+	cell := "---"
+	if numeric {
+		cell = "---:"
+	}
+	b.WriteString("|" + strings.Repeat(cell+"|", n) + "\n")
+}
+
+func mdOrg(o orgRef) string {
+	if o.Name == o.Code {
+		return mdEscape(o.Name)
+	}
+	return mdEscape(o.Name) + " (" + mdEscape(o.Code) + ")"
+}
+
+func mdDSPT(r leagueRow) string {
+	if r.DSPTDate == "" || r.DSPTDate == "–" {
+		return mdEscape(r.DSPT)
+	}
+	return mdEscape(r.DSPT) + ", " + mdEscape(r.DSPTDate)
+}
+
+func mdList(b *bytes.Buffer, heading string, l findingList, _ string) {
+	if len(l.Rows) == 0 {
+		return
+	}
 	e := mdEscape
-	b.WriteString("| Severity | Organisation | Asset | Check | What we saw | What to do | Relevant to | Open for |\n|---|---|---|---|---|---|---|---:|\n")
-	for _, f := range fs {
-		sev := severityLabel(f.Severity)
-		if f.Outcome == check.Warn {
-			sev += ", " + strings.ToLower(outcomeLabel(f.Outcome))
+	if heading != "" {
+		b.WriteString(heading + "\n\n")
+	}
+	mdRow(b, "Severity", "Organisation", "Asset", "Check", "What we saw", "What to do", "Relevant to", "Open for")
+	mdRule(b, 8, false)
+	for _, r := range l.Rows {
+		sev := e(r.Severity)
+		if len(r.Tags) > 0 {
+			sev += " (" + e(strings.Join(r.Tags, ", ")) + ")"
 		}
-		if t := changeLabel(f.Change); t != "" {
-			sev += " (" + t + ")"
-		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %d days |\n", sev, e(v.Owner(f)), e(f.Asset.Name),
-			e(v.Title(f.CheckID)), e(f.Message), e(f.Remediation), relevantMD(v, f), v.DaysOpen(f))
+		mdRow(b, sev, mdOrg(r.Org), e(r.Asset), e(r.Check), e(r.Message), e(r.Remediation), e(r.Relevant), e(r.Open))
+	}
+	if l.More > 0 {
+		fmt.Fprintf(b, "\nAnd %d more: see the organisation reports or the export.\n", l.More)
 	}
 	b.WriteString("\n")
-}
-
-func relevantMD(v *view, f Finding) string {
-	if r := v.Relevant(f); r != "" {
-		return "finding relevant to " + mdEscape(r)
-	}
-	return ""
-}
-
-// countsText is a grid cell: "✗2 !1 ?1 ✓5".
-func countsText(c Counts) string {
-	var parts []string
-	for _, x := range []struct {
-		sym string
-		n   int
-	}{{"✗", c.Fail}, {"!", c.Warn}, {"?", c.Unknown}, {"✓", c.Pass}} {
-		if x.n > 0 {
-			parts = append(parts, fmt.Sprintf("%s%d", x.sym, x.n))
-		}
-	}
-	return strings.Join(parts, " ")
 }

@@ -1,12 +1,10 @@
 package reports
 
 import (
-	"cmp"
 	"embed"
 	"fmt"
 	"html/template"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -20,28 +18,20 @@ var templateFS embed.FS
 // come from a scanned server goes through line (one line, bounded) and then
 // html/template's contextual escaping.
 var funcs = template.FuncMap{
-	"line": line,
-	"date": func(t time.Time) string {
-		if t.IsZero() {
-			return "–"
-		}
-		return t.UTC().Format("2 Jan 2006")
-	},
-	"datetime": func(t time.Time) string {
-		if t.IsZero() {
-			return "–"
-		}
-		return t.UTC().Format("2 Jan 2006 15:04 MST")
-	},
+	"line":      line,
+	"date":      fmtDate,
+	"datetime":  fmtDateTime,
 	"outcome":   outcomeLabel,
 	"sevLabel":  severityLabel,
 	"indent":    func(d int) int { return min(d, 6) },
 	"take":      take,
-	"rows":      func(v *view, fs []Finding) findingRows { return findingRows{v, fs} },
 	"item":      func(v *emailView, f Finding, full bool) emailItem { return emailItem{v, f, full} },
 	"more":      func(n int, fs []Finding) int { return max(len(fs)-n, 0) },
 	"pctWidth":  func(s Score) int { return int(math.Round(s.Value)) },
 	"changeTag": changeLabel,
+	"stdTable": func(rows []standardRow, windows [len(Windows)]string, spark bool) stdTable {
+		return stdTable{rows, windows, spark}
+	},
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return fmt.Sprintf("%d %s", n, one)
@@ -52,7 +42,27 @@ var funcs = template.FuncMap{
 
 var templates = template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.tmpl"))
 
+type stdTable struct {
+	Rows    []standardRow
+	Windows [len(Windows)]string
+	Spark   bool
+}
+
 func take(n int, fs []Finding) []Finding { return fs[:min(n, len(fs))] }
+
+func fmtDate(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return t.UTC().Format("2 Jan 2006")
+}
+
+func fmtDateTime(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return t.UTC().Format("2 Jan 2006 15:04 MST")
+}
 
 // outcomeLabel words outcomes for readers who are not engineers.
 func outcomeLabel(o check.Outcome) string {
@@ -92,31 +102,9 @@ func changeLabel(c string) string {
 	return ""
 }
 
-// view wraps a summary with the helpers templates call on it.
-type view struct {
-	*Summary
-	Links Links
-	// Root is the organisation an org report is about ("" on the board).
-	Root *OrgSummary
-	// Orgs in the view: all (board), or the root and its descendants.
-	Rows      []*OrgSummary
-	Open      []Finding // fail and warn, not accepted
-	Unknown   []Finding
-	Accepted  []Finding
-	Fixed     []Finding
-	Standards []Compliance
-	ByCheck   map[string]Counts
-	Chart     chart
-	Limit     int // rows listed per section before "and N more"
-}
-
-// Relevant words the standards of a finding as "CAF B3.b; BOD 18-01":
-// a finding is relevant to a standard, never a verdict on it.
-func (v *view) Relevant(f Finding) string { return refsText(v.refsOf(f)) }
-
-// RefsOf words the standards of a catalogue entry.
-func (v *view) RefsOf(m check.Meta) string { return refsText(m.Standards) }
-
+// refsText words citations in full, sections and rule files included, as
+// the catalogue view shows them: "CAF B3.b; BOD 18-01". A finding is
+// relevant to a standard, never a verdict on it.
 func refsText(refs []check.Ref) string {
 	var parts []string
 	seen := map[string]bool{}
@@ -134,105 +122,138 @@ func refsText(refs []check.Ref) string {
 	return clip(strings.Join(parts, "; "), maxLine)
 }
 
-// Cell is the counts of one organisation on one check id.
-func (v *view) Cell(o *OrgSummary, id string) Counts { return o.ByCheck[id] }
-
-// CellTitle spells a cell's counts out.
-func (v *view) CellTitle(c Counts) string {
-	return fmt.Sprintf("%d failing, %d needing attention, %d could not be checked, %d passing, %d not applicable",
-		c.Fail, c.Warn, c.Unknown, c.Pass, c.NA)
+// orgView is one organisation's report: it and everything below it.
+type orgView struct {
+	Title, Heading, Code, Lede string
+	Tiles                      []tile
+	ScoreNote                  string
+	Trend                      chart
+	HasTrend                   bool
+	Windows                    [len(Windows)]string
+	WindowRuns                 [len(Windows)]string
+	DSPT, DSPTDate             string
+	DSPTNote                   string
+	Standards                  []standardRow
+	Open, Fixed, Accepted      findingList
+	Unknown                    findingList
+	Untested                   []untestedRow
+	UntestedTotal              int
+	ByCheck                    []byCheckRow
+	Rows                       []leagueRow
+	Footer                     string
 }
 
-// Delta is the change in an organisation's score since the previous run.
-func (v *view) Delta(o *OrgSummary) string {
-	d, ok := o.Delta()
-	if !ok {
-		return ""
-	}
-	switch r := math.Round(d); {
-	case r > 0:
-		return fmt.Sprintf("▲ %.0f", r)
-	case r < 0:
-		return fmt.Sprintf("▼ %.0f", -r)
-	}
-	return "="
+type byCheckRow struct {
+	Title, ID string
+	Counts
 }
 
-// DeltaClass is "up", "down" or "".
-func (v *view) DeltaClass(o *OrgSummary) string {
-	d, ok := o.Delta()
-	switch {
-	case !ok || math.Round(d) == 0:
-		return ""
-	case d > 0:
-		return "up"
+func newOrgView(s *Summary, code string, links Links) (*orgView, error) {
+	root := s.Org(code)
+	if root == nil {
+		return nil, fmt.Errorf("reports: no organisation %q in run %d", code, s.Run.ID)
 	}
-	return "down"
-}
-
-// OrgHref is the link to an organisation's page, or "".
-func (v *view) OrgHref(code string) string { return v.Links.org(code) }
-
-// FindingHref is the link to a finding's page, or "".
-func (v *view) FindingHref(f Finding) string { return v.Links.finding(f.ID) }
-
-// orgRef is an organisation's name for a template, with its link.
-type orgRef struct{ Href, Name, Code string }
-
-// OrgRef names an organisation with its link (if Links gives one).
-func (v *view) OrgRef(code string) orgRef {
-	r := orgRef{Href: v.OrgHref(code), Name: line(code), Code: line(code)}
-	if o := v.Org(code); o != nil {
-		r.Name = line(o.Name)
+	v := &orgView{Heading: line(root.Name), Code: line(root.Code), ScoreNote: scoreNote}
+	v.Title = fmt.Sprintf("Security posture: %s (%s), run %d", v.Heading, v.Code, s.Run.ID)
+	var lede strings.Builder
+	if as := s.Ancestors(code); len(as) > 0 {
+		lede.WriteString("Part of ")
+		for i, a := range as {
+			if i > 0 {
+				lede.WriteString(" → ")
+			}
+			lede.WriteString(line(a.Name))
+		}
+		lede.WriteString(". ")
 	}
-	return r
-}
-
-// OwnerCode is the code of the organisation that owns a finding's asset.
-func (v *view) OwnerCode(f Finding) string { return orgOf(f) }
-
-// Owner names the organisation that owns a finding's asset.
-func (v *view) Owner(f Finding) string { return v.OrgName(orgOf(f)) }
-
-// OrgName is "Name (CODE)" for an organisation code.
-func (v *view) OrgName(code string) string {
-	if o := v.Org(code); o != nil && o.Name != o.Code {
-		return line(o.Name) + " (" + line(o.Code) + ")"
+	fmt.Fprintf(&lede, "Run %d, started %s", s.Run.ID, fmtDateTime(s.Run.Started))
+	if s.Previous != nil {
+		fmt.Fprintf(&lede, "; compared with run %d of %s", s.Previous.ID, fmtDate(s.Previous.Started))
 	}
-	return line(code)
-}
-
-// Movers lists the organisations whose score moved most since the previous
-// run: up to n improving (up) or declining (!up).
-func (v *view) Movers(up bool, n int) []*OrgSummary {
-	var out []*OrgSummary
-	for _, o := range v.Rows {
-		if d, ok := o.Delta(); ok && math.Round(d) != 0 && (d > 0) == up {
-			out = append(out, o)
+	lede.WriteString(".")
+	v.Lede = lede.String()
+	week := changeDelta(root, 0, AllChecks)
+	t := root.Total
+	v.Tiles = []tile{
+		{Label: "Score", Value: root.Score.String(), Note: weekNote(week), NoteClass: week.Class},
+		{Label: "Failing", Value: fmt.Sprint(t.Fail), Class: "fail"},
+		{Label: "Needs attention", Value: fmt.Sprint(t.Warn), Class: "warn"},
+		{Label: "Could not check", Value: fmt.Sprint(t.Unknown), Class: "unknown"},
+		{Label: "Passing", Value: fmt.Sprint(t.Pass), Class: "pass"},
+		{Label: "New", Value: fmt.Sprint(root.Changes.New + root.Changes.Regressed)},
+		{Label: "Fixed", Value: fmt.Sprint(root.Changes.Resolved)},
+	}
+	if len(root.Trend) == len(s.Trend) && len(s.Trend) > 1 {
+		v.HasTrend = true
+		v.Trend = newChart(s.Trend, root.Trend)
+	}
+	v.Windows, v.WindowRuns = windowHeads(s)
+	if !root.Implicit {
+		v.DSPT = "not in the 2022/23 list"
+		if d, ok := DSPTOf(root.Code); ok {
+			v.DSPT, v.DSPTDate = line(d.Status), fmtDate(d.Published)
+		}
+		v.DSPTNote = "Data Security and Protection Toolkit self-assessment, from " + DSPTList + "."
+	}
+	for _, st := range s.Standards {
+		if _, ok := root.Tallies[st.ID]; ok {
+			v.Standards = append(v.Standards, standardRowOf(s, st.BoardStandard, root, nil, st.Checks))
 		}
 	}
-	sortByDelta(out, up)
-	return out[:min(n, len(out))]
-}
-
-func sortByDelta(os []*OrgSummary, up bool) {
-	slices.SortStableFunc(os, func(a, b *OrgSummary) int {
-		da, _ := a.Delta()
-		db, _ := b.Delta()
-		if up {
-			return cmp.Compare(db, da)
+	var open, accepted, unknown, mine []Finding
+	for _, f := range s.Findings {
+		if !s.Within(orgOf(f), code) {
+			continue
 		}
-		return cmp.Compare(da, db)
-	})
+		mine = append(mine, f)
+		switch {
+		case f.Outcome.Counts() && f.Status == StatusAccepted:
+			accepted = append(accepted, f)
+		case f.Outcome.Counts():
+			open = append(open, f)
+		case f.Outcome == check.Unknown:
+			unknown = append(unknown, f)
+		}
+	}
+	var fixed []Finding
+	for _, f := range s.Resolved {
+		if s.Within(orgOf(f), code) {
+			fixed = append(fixed, f)
+		}
+	}
+	sortWorstFirst(open)
+	sortWorstFirst(unknown)
+	sortWorstFirst(accepted)
+	v.Open = findingsOf2(s, open, orgListLimit, len(open), links)
+	v.Fixed = findingsOf2(s, fixed, orgListLimit, len(fixed), links)
+	v.Accepted = findingsOf2(s, accepted, orgListLimit, len(accepted), links)
+	v.Unknown = findingsOf2(s, unknown, orgListLimit, len(unknown), links)
+	v.Untested, v.UntestedTotal = untestedRows(s, groupUntested(mine))
+	for _, m := range s.Checks {
+		if c := root.ByCheck[m.ID]; c.Total() > 0 {
+			v.ByCheck = append(v.ByCheck, byCheckRow{Title: line(s.Title(m.ID)), ID: line(m.ID), Counts: c})
+		}
+	}
+	for _, o := range s.Orgs {
+		if s.Within(o.Code, code) {
+			r := leagueRowOf(s, o, links)
+			r.Depth -= root.Depth
+			v.Rows = append(v.Rows, r)
+		}
+	}
+	v.Footer = fmt.Sprintf("Generated by posture from run %d. This file is self-contained: it loads nothing from the network.", s.Run.ID)
+	return v, nil
 }
 
 // chart is an inline SVG line chart of scores over runs.
 type chart struct {
 	W, H          int
 	Left, Bottom  int
+	Right         int
 	Line          string
 	Dots          []dot
 	XTicks, YTick []tick
+	Title         string
 }
 
 type dot struct {
@@ -245,10 +266,15 @@ type tick struct {
 	Label string
 }
 
+// maxDots is the most points a chart marks with a dot (and a tooltip);
+// longer trends draw the line only.
+const maxDots = 60
+
 // newChart plots scores (0–100) at run times. Runs with no score leave a
 // gap in the dots and are skipped by the line.
 func newChart(points []TrendPoint, scores []Score) chart {
-	c := chart{W: 640, H: 200, Left: 40, Bottom: 24}
+	c := chart{W: 640, H: 200, Left: 40, Bottom: 24, Title: "Score over time"}
+	c.Right = c.W - 10
 	// Room on the right for the last date label, centred on its point.
 	plotW, plotH := float64(c.W-c.Left-30), float64(c.H-c.Bottom-10)
 	for _, y := range []int{0, 50, 100} {
@@ -261,7 +287,7 @@ func newChart(points []TrendPoint, scores []Score) chart {
 		if n > 1 {
 			x = float64(c.Left) + plotW*float64(i)/float64(n-1)
 		}
-		if i == 0 || i == n-1 || n <= 8 || i%((n+5)/6) == 0 {
+		if i == 0 || i == n-1 || (n <= 8 || i%((n+5)/6) == 0) && n-1-i > n/12 {
 			c.XTicks = append(c.XTicks, tick{X: x, Y: float64(c.H - 6), Label: p.Run.Started.UTC().Format("2 Jan")})
 		}
 		if i >= len(scores) || !scores[i].Valid {
@@ -269,16 +295,27 @@ func newChart(points []TrendPoint, scores []Score) chart {
 		}
 		y := 10 + plotH*(1-scores[i].Value/100)
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
-		c.Dots = append(c.Dots, dot{X: x, Y: y, Title: fmt.Sprintf("Run %d, %s: %s", p.Run.ID, p.Run.Started.UTC().Format("2 Jan 2006"), scores[i])})
+		if n <= maxDots {
+			c.Dots = append(c.Dots, dot{X: x, Y: y, Title: fmt.Sprintf("Run %d, %s: %s", p.Run.ID, p.Run.Started.UTC().Format("2 Jan 2006"), scores[i])})
+		}
 	}
 	c.Line = strings.Join(pts, " ")
 	return c
 }
 
-func estateScores(t []TrendPoint) []Score {
-	out := make([]Score, len(t))
-	for i, p := range t {
-		out[i] = p.Score
+// newSpark is a small chart of scores (0–100), oldest first, with no axes.
+func newSpark(scores []Score) chart {
+	c := chart{W: 160, H: 36}
+	n := len(scores)
+	var pts []string
+	for i, s := range scores {
+		if !s.Valid {
+			continue
+		}
+		x := 2 + 156*float64(i)/float64(max(n-1, 1))
+		y := 2 + 32*(1-s.Value/100)
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 	}
-	return out
+	c.Line = strings.Join(pts, " ")
+	return c
 }

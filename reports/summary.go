@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
@@ -20,8 +21,18 @@ var ErrNoRuns = errors.New("reports: the store holds no runs")
 
 // Options tune BuildSummary. Zero values take the defaults.
 type Options struct {
-	TrendRuns int // runs in the trend, the reported one included (default 12, at least 2)
-	MaxRisks  int // worst risks listed (default 25)
+	// TrendRuns bounds the trend of a source that keeps no score history
+	// (no ScoreStore), whose older runs' findings are read again (default
+	// 12, at least 2). A ScoreStore's trend covers HistoryDays.
+	TrendRuns int
+	// HistoryDays is how far back trends go (default 365).
+	HistoryDays int
+	// OrgTrends loads every organisation's score at every run of the
+	// trend, for the organisation pages' charts. Without it only the
+	// nation's trend is loaded, and organisations' scores at the runs the
+	// board compares with (the previous run, 7, 30, 90 and 365 days ago).
+	OrgTrends bool
+	MaxRisks  int // worst risks and oldest findings listed (default 25)
 }
 
 func (o Options) withDefaults() Options {
@@ -29,11 +40,17 @@ func (o Options) withDefaults() Options {
 		o.TrendRuns = 12
 	}
 	o.TrendRuns = max(o.TrendRuns, 2)
+	if o.HistoryDays <= 0 {
+		o.HistoryDays = 365
+	}
 	if o.MaxRisks <= 0 {
 		o.MaxRisks = 25
 	}
 	return o
 }
+
+// Windows are the periods, in days, that trends compare over.
+var Windows = [4]int{7, 30, 90, 365}
 
 // Counts are asset × check cells by their worst outcome. Accepted counts the
 // fail and warn cells under a risk acceptance; they stay in Fail and Warn,
@@ -76,14 +93,6 @@ func (c Counts) Total() int { return c.Pass + c.Warn + c.Fail + c.Unknown + c.NA
 // Assessed is the number of cells with a verdict that bears on posture:
 // pass, warn or fail. Unknown and n/a are left out, never counted as fail.
 func (c Counts) Assessed() int { return c.Pass + c.Warn + c.Fail }
-
-// Score is the share of assessed cells that pass.
-func (c Counts) Score() Score {
-	if c.Assessed() == 0 {
-		return Score{}
-	}
-	return Score{Value: 100 * float64(c.Pass) / float64(c.Assessed()), Valid: true}
-}
 
 // Worst is the worst outcome present, or "" for none.
 func (c Counts) Worst() check.Outcome {
@@ -146,14 +155,39 @@ type OrgSummary struct {
 	Assets int `json:"assets"`
 	// Own counts the organisation's own assets; Total rolls up its
 	// descendants too, as do ByCheck and Changes.
-	Own      Counts            `json:"own"`
-	Total    Counts            `json:"total"`
-	ByCheck  map[string]Counts `json:"by_check"`
-	Changes  ChangeCounts      `json:"changes"`
-	Score    Score             `json:"score"`
-	Previous Score             `json:"previous"` // score at the previous run
-	// Trend is the rolled-up score at each run of Summary.Trend.
-	Trend []Score `json:"trend"`
+	Own     Counts            `json:"own"`
+	Total   Counts            `json:"total"`
+	ByCheck map[string]Counts `json:"by_check"`
+	Changes ChangeCounts      `json:"changes"`
+	// Tallies are the rolled-up weighted tallies by standard id
+	// (AllChecks: every check); Score is Tallies[AllChecks].Score().
+	Tallies  Tallies `json:"tallies"`
+	Score    Score   `json:"score"`
+	Previous Score   `json:"previous"` // score at the previous run
+	// Ago are the scores by standard at the runs Summary.Ago compares
+	// with (7, 30, 90 and 365 days before); nil where there is none.
+	Ago [len(Windows)]Tallies `json:"-"`
+	// Trend is the rolled-up score at each run of Summary.Trend (loaded
+	// for organisations with Options.OrgTrends; always for the estate).
+	Trend []Score `json:"trend,omitempty"`
+}
+
+// ScoreAgo is the organisation's score on a standard Windows[i] days ago.
+func (o *OrgSummary) ScoreAgo(i int, std string) Score {
+	if o.Ago[i] == nil {
+		return Score{}
+	}
+	return o.Ago[i][std].Score()
+}
+
+// Change is the change in score on a standard since Windows[i] days ago,
+// in points.
+func (o *OrgSummary) Change(i int, std string) (float64, bool) {
+	now, then := o.Tallies[std].Score(), o.ScoreAgo(i, std)
+	if !now.Valid || !then.Valid {
+		return 0, false
+	}
+	return now.Value - then.Value, true
 }
 
 // Delta is the change in score since the previous run, in points.
@@ -169,6 +203,28 @@ type TrendPoint struct {
 	Run    Run    `json:"run"`
 	Counts Counts `json:"counts"`
 	Score  Score  `json:"score"`
+	// Tallies are the nation's by standard id.
+	Tallies Tallies `json:"tallies"`
+}
+
+// StandardScore is the nation on one board standard.
+type StandardScore struct {
+	BoardStandard
+	Tally
+	Score Score `json:"score"`
+	// Checks are the catalogue ids of this run counting towards it.
+	Checks []string `json:"checks"`
+	// Trend is the score at each run of Summary.Trend.
+	Trend []Score             `json:"trend"`
+	Ago   [len(Windows)]Score `json:"-"`
+}
+
+// Comparison is a run the report compares with: the newest run started
+// at least Days days before the reported one (a day's slack for nightly
+// runs that start late), or none.
+type Comparison struct {
+	Days int  `json:"days"`
+	Run  *Run `json:"run,omitempty"`
 }
 
 // Summary is one run, ready to render.
@@ -188,21 +244,35 @@ type Summary struct {
 	Resolved []Finding `json:"resolved"`
 	// Risks are the worst open failures, by severity then age; RiskTotal
 	// counts all open failures.
-	Risks     []Finding    `json:"risks"`
-	RiskTotal int          `json:"risk_total"`
-	Standards []Compliance `json:"standards"`
-	// Trend is the estate over the last runs, oldest first.
+	Risks     []Finding `json:"risks"`
+	RiskTotal int       `json:"risk_total"`
+	// Oldest are the open failures and warnings open longest (accepted
+	// risks left out); OpenTotal counts them all.
+	Oldest    []Finding `json:"oldest"`
+	OpenTotal int       `json:"open_total"`
+	// Standards are the nation's scores on the board standards that any
+	// check of this run counts towards, in board order.
+	Standards []StandardScore `json:"standards"`
+	// Trend is the estate over HistoryDays, oldest first, the reported
+	// run last.
 	Trend []TrendPoint `json:"trend"`
+	// Ago are the runs compared with, Windows[i] days before.
+	Ago [len(Windows)]Comparison `json:"ago"`
+	// Untested groups the unknown results by why (UnknownClass).
+	Untested []UntestedGroup `json:"untested"`
 	// Findings are every finding of the run.
 	Findings []Finding `json:"-"`
 	// Unowned are the first maxUnowned names in scope that no estate
 	// domain owns (UnownedSource); UnownedTotal counts them all.
 	Unowned      []Unowned `json:"unowned,omitempty"`
 	UnownedTotal int       `json:"unowned_total,omitempty"`
+	// UnownedBySource counts every unowned name by how it was found.
+	UnownedBySource []UnownedGroup `json:"unowned_by_source,omitempty"`
 
 	byCode map[string]*OrgSummary
 	parent map[string]string
 	meta   map[string]check.Meta
+	scorer *scorer
 }
 
 // Org returns the organisation with the code, or nil.
@@ -263,12 +333,14 @@ func BuildSummary(ctx context.Context, src Source, catalogue []check.Meta, runID
 
 // Build builds the summary of a run (runID 0: the newest).
 //
-// Counts are per asset × check id, by the worst outcome of its findings.
-// Changes are the source's (Finding.Change); when the source keeps no
-// lifecycle (no change, first-seen time or resolved finding at all), they
-// are derived from the previous run (see deriveChanges).
-// Older runs are read one at a time for the trend, so memory holds at most
-// two runs' findings.
+// Counts are per asset × check id, by the worst outcome of its findings;
+// scores weigh them by severity (see Tally). Changes are the source's
+// (Finding.Change); when the source keeps no lifecycle (no change,
+// first-seen time or resolved finding at all), they are derived from the
+// previous run (see deriveChanges). Trends come from the stored rollups of
+// a ScoreStore, so older runs' findings are never read again (a run
+// without rollups is computed once and stored); a source without them is
+// read run by run, TrendRuns at most.
 func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, runID int64) (*Summary, error) {
 	o = o.withDefaults()
 	runs, err := src.Runs(ctx)
@@ -285,39 +357,26 @@ func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, 
 			return nil, fmt.Errorf("reports: run %d not found", runID)
 		}
 	}
-	// The trend takes the reported run and the finished runs before it;
-	// an interrupted run's partial results would distort it.
-	trendRuns := []Run{runs[idx]}
+	s := &Summary{Run: runs[idx], meta: map[string]check.Meta{}}
+	// The previous run is the newest finished one before: an interrupted
+	// run's partial results would distort any comparison.
 	for _, r := range runs[idx+1:] {
-		if len(trendRuns) == o.TrendRuns {
+		if !r.Finished.IsZero() {
+			s.Previous = &r
 			break
 		}
-		if !r.Finished.IsZero() {
-			trendRuns = append(trendRuns, r)
-		}
-	}
-	s := &Summary{Run: runs[idx], meta: map[string]check.Meta{}}
-	if len(trendRuns) > 1 {
-		s.Previous = &trendRuns[1]
 	}
 	for _, m := range catalogue {
 		if _, dup := s.meta[m.ID]; !dup {
 			s.meta[m.ID] = m
 		}
 	}
+	s.scorer = newScorer(s.meta)
 	orgs, err := src.Organisations(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reports: organisations: %w", err)
 	}
-	findings := func(r Run) ([]Finding, error) {
-		fs, err := src.Findings(ctx, r.ID)
-		if err != nil {
-			return nil, fmt.Errorf("reports: findings of run %d: %w", r.ID, err)
-		}
-		normalise(fs)
-		return fs, nil
-	}
-	cur, err := findings(s.Run)
+	cur, err := findingsOf(ctx, src, s.Run.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -326,10 +385,10 @@ func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, 
 		return nil, fmt.Errorf("reports: resolved at run %d: %w", s.Run.ID, err)
 	}
 	normalise(resolved)
-	var prev []Finding // the first run: everything failing is new
 	if !hasLifecycle(cur) && len(resolved) == 0 {
+		var prev []Finding // the first run: everything failing is new
 		if s.Previous != nil {
-			if prev, err = findings(*s.Previous); err != nil {
+			if prev, err = findingsOf(ctx, src, s.Previous.ID); err != nil {
 				return nil, err
 			}
 		}
@@ -338,45 +397,40 @@ func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, 
 	s.Findings = cur
 	s.Resolved = mergeResolved(resolved, cur)
 
-	s.Trend = make([]TrendPoint, len(trendRuns))
 	s.count(orgs)
-	for i, r := range trendRuns {
-		fs := cur
-		switch {
-		case i == 1 && prev != nil:
-			fs = prev
-		case i > 0:
-			if fs, err = findings(r); err != nil {
-				return nil, err
-			}
-		}
-		s.addTrendPoint(len(trendRuns)-1-i, r, fs) // oldest first
-	}
-	for _, n := range append([]*OrgSummary{s.Estate}, s.Orgs...) {
-		n.Score = n.Total.Score()
-		if len(trendRuns) > 1 {
-			n.Previous = n.Trend[len(n.Trend)-2]
-		}
+	if err := s.history(ctx, src, orgs, runs[idx+1:], o); err != nil {
+		return nil, err
 	}
 	s.listChecks(catalogue)
 	s.listFindings(o.MaxRisks)
-	s.Standards = s.compliance(cur)
+	s.listStandards()
+	s.Untested = groupUntested(s.Findings)
 	if us, ok := src.(UnownedSource); ok {
 		if s.Unowned, err = us.Unowned(ctx, s.Run.ID); err != nil {
 			return nil, fmt.Errorf("reports: unowned names: %w", err)
 		}
 		s.UnownedTotal = len(s.Unowned)
+		s.UnownedBySource = groupUnowned(s.Unowned)
 		s.Unowned = s.Unowned[:min(len(s.Unowned), maxUnowned)]
 	}
 	return s, nil
+}
+
+func findingsOf(ctx context.Context, src Source, runID int64) ([]Finding, error) {
+	fs, err := src.Findings(ctx, runID)
+	if err != nil {
+		return nil, fmt.Errorf("reports: findings of run %d: %w", runID, err)
+	}
+	normalise(fs)
+	return fs, nil
 }
 
 // maxUnowned bounds the unowned names a summary lists.
 const maxUnowned = 200
 
 // count builds the hierarchy (every declared organisation, plus implicit
-// nodes for owners and parents nobody declares) and counts the reported
-// run in it, rolled up to the estate. s.Trend must have its length.
+// nodes for owners and parents nobody declares) and counts and scores the
+// reported run in it, rolled up to the estate.
 func (s *Summary) count(orgs []Org) {
 	var codes []string
 	for _, f := range s.Findings {
@@ -428,19 +482,13 @@ func (s *Summary) count(orgs []Org) {
 		}
 	}
 	s.Estate.Own = s.Estate.Total
-	for _, n := range append([]*OrgSummary{s.Estate}, s.Orgs...) {
-		n.Trend = make([]Score, len(s.Trend))
-	}
-}
-
-// addTrendPoint records one run's scores at position i of the trend.
-func (s *Summary) addTrendPoint(i int, r Run, fs []Finding) {
-	totals, estate := s.rollup(fs)
-	s.Trend[i] = TrendPoint{Run: r, Counts: estate, Score: estate.Score()}
-	s.Estate.Trend[i] = estate.Score()
+	total, nation := rollUp(computeScores(s.Findings, s.scorer), t.order, t.parent)
 	for _, n := range s.Orgs {
-		n.Trend[i] = totals[n.Code].Score()
+		n.Tallies = total[n.Code]
+		n.Score = n.Tallies[AllChecks].Score()
 	}
+	s.Estate.Tallies = nation
+	s.Estate.Score = nation[AllChecks].Score()
 }
 
 // listChecks lists the catalogue entries with findings in this run, in
@@ -466,8 +514,8 @@ func (s *Summary) listChecks(catalogue []check.Meta) {
 	}
 }
 
-// listFindings lists the new and returning problems and the worst risks.
-// Accepted risks are in neither.
+// listFindings lists the new and returning problems, the worst risks and
+// the oldest open findings. Accepted risks are in none of them.
 func (s *Summary) listFindings(maxRisks int) {
 	for _, f := range s.Findings {
 		if f.Status == StatusAccepted {
@@ -479,48 +527,76 @@ func (s *Summary) listFindings(maxRisks int) {
 		if f.Outcome == check.Fail {
 			s.Risks = append(s.Risks, f)
 		}
+		if f.Outcome.Counts() && f.Severity != check.Info {
+			s.Oldest = append(s.Oldest, f)
+		}
 	}
 	sortWorstFirst(s.New)
 	sortWorstFirst(s.Risks)
 	sortWorstFirst(s.Resolved)
+	sortOldestFirst(s.Oldest)
 	s.RiskTotal = len(s.Risks)
 	s.Risks = s.Risks[:min(len(s.Risks), maxRisks)]
+	s.OpenTotal = len(s.Oldest)
+	s.Oldest = s.Oldest[:min(len(s.Oldest), maxRisks)]
 }
 
-// rollup counts one run's findings per organisation, rolled up the
-// hierarchy of the reported run, and for the estate. Owners missing from
-// the hierarchy count towards the estate only.
-func (s *Summary) rollup(fs []Finding) (map[string]Counts, Counts) {
-	totals := map[string]Counts{}
-	var estate Counts
-	for k, c := range tally(fs) {
-		t := totals[k.org]
-		t.add(c.worst, c.accepted)
-		totals[k.org] = t
-		estate.add(c.worst, c.accepted)
-	}
-	for i := len(s.Orgs) - 1; i >= 0; i-- {
-		code := s.Orgs[i].Code
-		if p := s.parent[code]; p != "" {
-			totals[p] = totals[p].Plus(totals[code])
+// listStandards scores the nation on every board standard that a check of
+// this run counts towards.
+func (s *Summary) listStandards() {
+	checks := map[string][]string{}
+	seen := map[scorerKey]bool{}
+	for _, f := range s.Findings {
+		k := scorerKey{f.CheckID, f.Asset.Kind}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		_, stds := s.scorer.of(f)
+		for _, id := range stds {
+			if !slices.Contains(checks[id], f.CheckID) {
+				checks[id] = append(checks[id], f.CheckID)
+			}
 		}
 	}
-	return totals, estate
+	rank := map[string]int{}
+	for i, m := range s.Checks {
+		rank[m.ID] = i
+	}
+	for _, ids := range checks {
+		slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(rank[a], rank[b]) })
+	}
+	for _, b := range BoardStandards {
+		t, ok := s.Estate.Tallies[b.ID]
+		if !ok {
+			continue
+		}
+		st := StandardScore{BoardStandard: b, Tally: t, Score: t.Score(), Checks: checks[b.ID]}
+		for _, p := range s.Trend {
+			st.Trend = append(st.Trend, p.Tallies[b.ID].Score())
+		}
+		for i := range Windows {
+			st.Ago[i] = s.Estate.ScoreAgo(i, b.ID)
+		}
+		s.Standards = append(s.Standards, st)
+	}
 }
 
 type cellKey struct{ org, check, asset string }
 
 type cell struct {
 	worst    check.Outcome
-	accepted bool // every finding at the worst outcome is accepted
+	accepted bool     // every finding at the worst outcome is accepted
+	f        *Finding // one of the cell's findings: its check and asset
 }
 
 // tally reduces findings to asset × check cells with their worst outcome:
 // a check that emits several findings for one asset counts once.
 func tally(fs []Finding) map[cellKey]*cell {
 	m := make(map[cellKey]*cell, len(fs))
-	for _, f := range fs {
-		k := cellKey{orgOf(f), f.CheckID, f.Asset.Key()}
+	for i := range fs {
+		f := &fs[i]
+		k := cellKey{orgOf(*f), f.CheckID, f.Asset.Key()}
 		acc := f.Status == StatusAccepted
 		o := f.Outcome
 		if f.Severity == check.Info && o.Counts() {
@@ -530,7 +606,7 @@ func tally(fs []Finding) map[cellKey]*cell {
 		}
 		c := m[k]
 		if c == nil {
-			m[k] = &cell{worst: o, accepted: acc}
+			m[k] = &cell{worst: o, accepted: acc, f: f}
 			continue
 		}
 		switch w := check.Worst(c.worst, o); {
@@ -674,6 +750,18 @@ func sortWorstFirst(fs []Finding) {
 	})
 }
 
+// sortOldestFirst orders findings by first seen (oldest first, unknown
+// age last), then as sortWorstFirst.
+func sortOldestFirst(fs []Finding) {
+	sortWorstFirst(fs)
+	slices.SortStableFunc(fs, func(a, b Finding) int {
+		if c := cmp.Compare(b2i(a.FirstSeen.IsZero()), b2i(b.FirstSeen.IsZero())); c != 0 {
+			return c
+		}
+		return a.FirstSeen.Compare(b.FirstSeen)
+	})
+}
+
 // outcomeRank orders outcomes for listing: fail, warn, unknown, pass, n/a.
 func outcomeRank(o check.Outcome) int {
 	switch o {
@@ -694,4 +782,146 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// UntestedGroup counts the unknown results of one reason class: what could
+// not be tested, and why.
+type UntestedGroup struct {
+	Class   string   `json:"class"`
+	Label   string   `json:"label"`
+	Count   int      `json:"count"`
+	Checks  []string `json:"checks"`  // check ids affected, most affected first (at most 5)
+	Reasons []string `json:"reasons"` // the reasons as recorded (at most 5)
+}
+
+// untestedClasses words the reason classes of unknown results for readers
+// who are not engineers, in the order the board lists ties.
+var untestedClasses = []struct{ class, label string }{
+	{"timeout", "No answer in time"},
+	{"refused", "Connection refused or host unreachable"},
+	{"blocked", "The probe was blocked (dropped or slowed to a halt)"},
+	{"needs-admin", "Needs a token with administrator rights"},
+	{"no-selector", "No DKIM selector known to test"},
+	{"dns", "DNS failure (SERVFAIL, REFUSED)"},
+	{"nxdomain", "The name does not exist in DNS"},
+	{"malformed", "The server answered something unreadable"},
+	{"too-large", "The answer was too large to judge"},
+	{"scope", "Outside the scan's scope"},
+	{"interrupted", "The run was interrupted"},
+	{"error", "Scanner error"},
+	{"other", "Other reasons"},
+}
+
+// UnknownClass puts the reason of an unknown result in its class.
+func UnknownClass(reason string) string {
+	switch r := strings.ToLower(strings.TrimSpace(reason)); {
+	case r == "timeout" || strings.Contains(r, "timed out"):
+		return "timeout"
+	case r == "unreachable" || r == "refused" || strings.Contains(r, "refused"):
+		return "refused"
+	case strings.HasPrefix(r, "needs-admin"):
+		return "needs-admin"
+	case r == "blocked" || r == "no-selector" || r == "dns" || r == "nxdomain" || r == "malformed" ||
+		r == "too-large" || r == "scope":
+		return r
+	case r == "canceled":
+		return "interrupted"
+	case r == "internal" || r == "error" || r == "":
+		return "error"
+	}
+	return "other"
+}
+
+func untestedLabel(class string) string {
+	for _, c := range untestedClasses {
+		if c.class == class {
+			return c.label
+		}
+	}
+	return class
+}
+
+// groupUntested groups the unknown results by reason class, most first.
+func groupUntested(fs []Finding) []UntestedGroup {
+	type acc struct {
+		n       int
+		checks  map[string]int
+		reasons map[string]bool
+	}
+	by := map[string]*acc{}
+	for _, f := range fs {
+		if f.Outcome != check.Unknown {
+			continue
+		}
+		c := UnknownClass(f.Reason)
+		a := by[c]
+		if a == nil {
+			a = &acc{checks: map[string]int{}, reasons: map[string]bool{}}
+			by[c] = a
+		}
+		a.n++
+		a.checks[f.CheckID]++
+		a.reasons[line(f.Reason)] = true
+	}
+	var out []UntestedGroup
+	for _, c := range untestedClasses {
+		a := by[c.class]
+		if a == nil {
+			continue
+		}
+		g := UntestedGroup{Class: c.class, Label: c.label, Count: a.n}
+		for id := range a.checks {
+			g.Checks = append(g.Checks, id)
+		}
+		slices.SortFunc(g.Checks, func(x, y string) int {
+			return cmp.Or(cmp.Compare(a.checks[y], a.checks[x]), cmp.Compare(x, y))
+		})
+		g.Checks = g.Checks[:min(len(g.Checks), 5)]
+		for r := range a.reasons {
+			if r != "" {
+				g.Reasons = append(g.Reasons, r)
+			}
+		}
+		slices.Sort(g.Reasons)
+		g.Reasons = g.Reasons[:min(len(g.Reasons), 5)]
+		out = append(out, g)
+	}
+	slices.SortStableFunc(out, func(x, y UntestedGroup) int { return cmp.Compare(y.Count, x.Count) })
+	return out
+}
+
+// UnownedGroup counts the unowned names found one way.
+type UnownedGroup struct {
+	Source   string   `json:"source"`
+	Count    int      `json:"count"`
+	Examples []string `json:"examples"` // the first few names, sorted
+}
+
+// groupUnowned counts unowned names by how they were found, most first.
+func groupUnowned(us []Unowned) []UnownedGroup {
+	by := map[string]*UnownedGroup{}
+	for _, u := range us {
+		src := line(u.Source)
+		if src == "" {
+			src = "unknown"
+		}
+		g := by[src]
+		if g == nil {
+			g = &UnownedGroup{Source: src}
+			by[src] = g
+		}
+		g.Count++
+		g.Examples = append(g.Examples, line(u.Name))
+	}
+	out := make([]UnownedGroup, 0, len(by))
+	for _, g := range by {
+		slices.Sort(g.Examples)
+		g.Examples = slices.Compact(g.Examples)
+		g.Examples = g.Examples[:min(len(g.Examples), 5)]
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b UnownedGroup) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Source, b.Source))
+	})
+	return out
 }

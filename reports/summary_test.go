@@ -231,22 +231,37 @@ func TestSummaryTrendAndScores(t *testing.T) {
 	if len(s.Trend) != 3 {
 		t.Fatalf("%d trend points, want 3", len(s.Trend))
 	}
+	// Weights: dmarc.record and tls.cert.expiry critical (8), the others
+	// high (4); in half points a pass earns 2w, a warn w, of 2w at stake.
+	// Run 1: records pass 16+16, fail 0/16; policy fail 0/8; hsts warn 4/8.
+	// Run 2: records 3 × 16/16; policy 0/8; TLS 0/8; hsts 4/8.
+	// Run 3: see TestSummaryScoresAreWeightedBySeverity: 76 of 160.
 	wantRuns := []int64{1, 2, 3}
-	wantScores := []float64{40, 50, 100 * 6.0 / 14}
+	wantScores := []float64{100 * 36.0 / 64, 100 * 52.0 / 72, 100 * 76.0 / 160}
 	for i, p := range s.Trend {
 		if p.Run.ID != wantRuns[i] || math.Abs(p.Score.Value-wantScores[i]) > 0.01 {
 			t.Errorf("trend[%d]: run %d score %v, want run %d %.2f", i, p.Run.ID, p.Score, wantRuns[i], wantScores[i])
 		}
 	}
+	// RJ7 at run 2: record 16/16, policy 0/8, TLS 0/8 = 50%; at run 3:
+	// record 16/16, policy 0/8, hsts 0/8, TLS 8/8, portal expiry 0/16
+	// (its worst finding), the unknown expiry left out = 24/56.
 	rj7 := s.Org("RJ7")
-	if math.Abs(rj7.Previous.Value-100.0/3) > 0.01 || math.Abs(rj7.Score.Value-40) > 0.01 {
-		t.Errorf("RJ7 previous %v score %v, want 33%% then 40%%", rj7.Previous, rj7.Score)
+	if math.Abs(rj7.Previous.Value-50) > 0.01 || math.Abs(rj7.Score.Value-100*24.0/56) > 0.01 {
+		t.Errorf("RJ7 previous %v score %v, want 50%% then 43%%", rj7.Previous, rj7.Score)
 	}
-	if d, ok := rj7.Delta(); !ok || d <= 0 {
-		t.Errorf("RJ7 delta %v %v, want an improvement", d, ok)
+	if d, ok := rj7.Delta(); !ok || d >= 0 {
+		t.Errorf("RJ7 delta %v %v, want a decline", d, ok)
 	}
 	if s.Previous == nil || s.Previous.ID != 2 {
 		t.Errorf("previous %v, want run 2", s.Previous)
+	}
+	// 7 days before run 3 is run 2; nothing is 30 days old yet.
+	if s.Ago[0].Run == nil || s.Ago[0].Run.ID != 2 || s.Ago[1].Run != nil {
+		t.Errorf("compared with %+v, want run 2 at 7 days and nothing at 30", s.Ago)
+	}
+	if d, ok := rj7.Change(0, AllChecks); !ok || math.Abs(d-(100*24.0/56-50)) > 0.01 {
+		t.Errorf("RJ7 7-day change %v %v", d, ok)
 	}
 }
 
@@ -299,46 +314,76 @@ func TestSummaryWorstRisksAreOpenFailuresBySeverity(t *testing.T) {
 	}
 }
 
-func TestSummaryComplianceByStandard(t *testing.T) {
+func TestSummaryScoresEachBoardStandard(t *testing.T) {
 	s := mustSummary(t, fixture())
-	find := func(std, sec string) Compliance {
+	find := func(id string) StandardScore {
 		for _, c := range s.Standards {
-			if c.Standard == std && sec == "" {
+			if c.ID == id {
 				return c
 			}
-			for _, x := range c.Sections {
-				if c.Standard == std && x.Section == sec {
-					return x
+		}
+		t.Fatalf("no score for standard %s", id)
+		return StandardScore{}
+	}
+	// The email standard: the DMARC checks. Records 16/16 (RJ7, RAX, RYJ),
+	// 0/16 (RVR, orphan); policies 0/8 (RJ7, RYJ), 8/8 (RAX), RVR's n/a
+	// left out: 56 of 104.
+	if e := find("email"); e.Earned != 56 || e.Possible != 104 || e.Fail != 4 || e.NA != 1 {
+		t.Errorf("email standard %+v, want 56 of 104, 4 failing, 1 n/a", e.Tally)
+	}
+	// CAF cites tls.cert.expiry, tls.min-version and web.hsts.max-age:
+	// hsts 0/8, 8/8, 4/8 (warn: half); TLS 8/8, 0/8 (accepted: still a
+	// fail); portal expiry 0/16; www.stgeorges' expiry unknown: left out.
+	if c := find("caf"); c.Earned != 20 || c.Possible != 56 || c.Unknown != 1 || math.Abs(c.Score.Value-100*20.0/56) > 0.01 {
+		t.Errorf("CAF %+v score %v, want 20 of 56, 1 unknown", c.Tally, c.Score)
+	}
+	// The tls family counts towards the NCSC TLS guidance whatever it cites.
+	if tls := find("tls"); !slices.Contains(tls.Checks, "tls.cert.expiry") || !slices.Contains(tls.Checks, "tls.min-version") {
+		t.Errorf("NCSC TLS guidance counts %v, want both TLS checks", tls.Checks)
+	}
+	// A check that cites none of them (BOD 18-01 alone) makes no standard.
+	for _, c := range s.Standards {
+		if c.Title == "" || c.Title == "BOD 18-01" {
+			t.Errorf("standard %+v", c.BoardStandard)
+		}
+	}
+	// Per organisation, rolled up: Y56 (London) has RJ7, RVR and RAX.
+	y56 := s.Org("Y56").Tallies["email"]
+	sum := s.Org("RJ7").Tallies["email"].Plus(s.Org("RVR").Tallies["email"]).Plus(s.Org("RAX").Tallies["email"])
+	if y56 != sum {
+		t.Errorf("London's email tally %+v, want the sum of its trusts' %+v", y56, sum)
+	}
+}
+
+func TestScoresAreWeightedBySeverityWarnEarnsHalfUnknownIsLeftOut(t *testing.T) {
+	cat := testCatalogue()
+	one := func(id string, o check.Outcome) Finding {
+		return fd("RJ7", check.KindDomain, "a.nhs.uk", id, o, "", time.Time{}, "")
+	}
+	for _, tc := range []struct {
+		name          string
+		fs            []Finding
+		earned, stake int64
+	}{
+		{"a critical pass outweighs a high fail", []Finding{one("email.dmarc.record", check.Pass), one("email.dmarc.policy", check.Fail)}, 16, 24},
+		{"a warn earns half its weight", []Finding{one("email.dmarc.policy", check.Warn)}, 4, 8},
+		{"unknown is neither pass nor fail", []Finding{one("email.dmarc.record", check.Unknown), one("email.dmarc.policy", check.Pass)}, 8, 8},
+		{"n/a is left out", []Finding{one("email.dmarc.record", check.NA)}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var nation ScoreRow
+			for _, r := range RunScores(1, tc.fs, nil, cat) {
+				if r.Org == "" && r.Standard == AllChecks {
+					nation = r
 				}
 			}
-		}
-		t.Fatalf("no compliance row for %s %s", std, sec)
-		return Compliance{}
-	}
-	// CAF B3.b: tls.min-version and web.hsts.max-age. Hosts:
-	// www.stgeorges (hsts fail, tls pass) → failing; www.epsom (hsts pass,
-	// tls fail accepted) → failing; www.kingston (hsts warn) → failing.
-	b3b := find("CAF", "B3.b")
-	if b3b.Passing != 0 || b3b.Failing != 3 || b3b.Unknown != 0 {
-		t.Errorf("CAF B3.b %+v, want 3 failing", b3b)
-	}
-	// CAF B4.d: tls.cert.expiry. www.stgeorges unknown; portal failing.
-	b4d := find("CAF", "B4.d")
-	if b4d.Passing != 0 || b4d.Failing != 1 || b4d.Unknown != 1 || b4d.Share.Value != 0 {
-		t.Errorf("CAF B4.d %+v, want 1 failing, 1 unknown", b4d)
-	}
-	// The whole of CAF: 4 hosts (www.stgeorges, portal, www.epsom, www.kingston).
-	if caf := find("CAF", ""); caf.Failing != 4 || len(caf.Sections) != 2 {
-		t.Errorf("CAF %+v, want 4 failing hosts, 2 sections", caf)
-	}
-	// GOV.UK email security: 5 domains; passing: kingston only
-	// (epsom fails its record; its n/a policy does not help it).
-	ess := find("GOV.UK email security standard", "")
-	if ess.Passing != 1 || ess.Failing != 4 || math.Abs(ess.Share.Value-20) > 0.01 {
-		t.Errorf("GOV.UK email security %+v, want 1 of 5 passing", ess)
-	}
-	if !find("NCSC TLS guidance", "").Unverified {
-		t.Error("an unverified citation is not marked")
+			if nation.Earned != tc.earned || nation.Possible != tc.stake {
+				t.Errorf("earned %d of %d, want %d of %d", nation.Earned, nation.Possible, tc.earned, tc.stake)
+			}
+			if tc.stake == 0 && nation.Score().Valid {
+				t.Error("a score with nothing at stake is valid")
+			}
+		})
 	}
 }
 

@@ -29,12 +29,12 @@ func TestBoardListsUnownedNamesEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	if s.UnownedTotal != 2 || !strings.Contains(out, "Unowned names") || !strings.Contains(out, "www.nobody.nhs.uk") ||
-		strings.Contains(out, "<script>x") {
+	if s.UnownedTotal != 2 || !strings.Contains(out, "Unowned assets") || !strings.Contains(out, "www.nobody.nhs.uk") ||
+		strings.Contains(out, "<script>x") || !strings.Contains(out, `<td>ct</td><td class="n">1</td>`) {
 		t.Errorf("total %d; board section missing or unescaped:\n%s", s.UnownedTotal, out)
 	}
 	b.Reset()
-	if err := WriteBoard(&b, mustSummary(t, fixture())); err != nil || strings.Contains(b.String(), "Unowned names") {
+	if err := WriteBoard(&b, mustSummary(t, fixture())); err != nil || strings.Contains(b.String(), "Unowned assets") {
 		t.Errorf("a source without unowned names: section shown (%v)", err)
 	}
 }
