@@ -1,0 +1,260 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nhsx/posture/checks/check"
+)
+
+// Read queries for the dashboard (reports/dashboard): one finding's history
+// and evidence, and a search of a run's assets. They use the read pool only
+// and are bounded by their callers' limits.
+
+// HistoryEntry is one finding id as one run evaluated it (its worst, when
+// the run has it twice).
+type HistoryEntry struct {
+	RunID      int64
+	RunStatus  RunStatus
+	RunStarted time.Time
+	Finding    check.Finding
+}
+
+// FindingHistory returns the runs that evaluated finding id, newest first:
+// at most limit entries after skipping offset, and how many there are in
+// all. No entry at all is ErrNotFound.
+func (s *Store) FindingHistory(ctx context.Context, id string, limit, offset int) ([]HistoryEntry, int, error) {
+	wrap := func(err error) error { return fmt.Errorf("store: history of finding %s: %w", id, err) }
+	limit, offset = max(limit, 1), max(offset, 0)
+	// The runs are few (one a night) and findings are indexed by (run_id,
+	// finding_id): walking the runs and seeking each keeps a lookup by
+	// finding id off a scan of every finding ever stored. CROSS JOIN fixes
+	// that order.
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT r.id) FROM runs r CROSS JOIN findings f
+		ON f.run_id = r.id AND f.finding_id = ?`, id).Scan(&total); err != nil {
+		return nil, 0, wrap(err)
+	}
+	if total == 0 {
+		return nil, 0, wrap(ErrNotFound)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.status, r.started_at, f.check_id, f.rule, f.asset_kind,
+		f.asset_name, f.asset_org, f.asset_domain, f.asset_source, f.outcome, f.severity, f.message,
+		f.remediation, f.standards, f.reason, MAX(`+outcomeRank+`)
+		FROM runs r CROSS JOIN findings f ON f.run_id = r.id AND f.finding_id = ?
+		GROUP BY r.id ORDER BY r.id DESC LIMIT ? OFFSET ?`, id, limit, offset)
+	if err != nil {
+		return nil, 0, wrap(err)
+	}
+	defer rows.Close()
+	var out []HistoryEntry
+	for rows.Next() {
+		var (
+			e       HistoryEntry
+			started string
+			std     sql.NullString
+			rank    int
+		)
+		f, a := &e.Finding, &e.Finding.Asset
+		if err := rows.Scan(&e.RunID, &e.RunStatus, &started, &f.CheckID, &f.Rule, &a.Kind, &a.Name, &a.Org,
+			&a.Domain, &a.Source, &f.Outcome, &f.Severity, &f.Message, &f.Remediation, &std, &f.Reason, &rank); err != nil {
+			return nil, 0, wrap(err)
+		}
+		if e.RunStarted, err = parseTime(started); err != nil {
+			return nil, 0, wrap(err)
+		}
+		if err := decodeStandards(std, &f.Standards); err != nil {
+			return nil, 0, wrap(err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrap(err)
+	}
+	return out, total, nil
+}
+
+// LifeOf returns the lifecycle of one finding id, or ErrNotFound if it has
+// never failed or warned in a completed run.
+func (s *Store) LifeOf(ctx context.Context, id string) (Life, error) {
+	var (
+		l                        Life
+		first, last              string
+		resRun                   sql.NullInt64
+		resAt, reason, until, by sql.NullString
+		accAt                    sql.NullString
+	)
+	err := s.r.QueryRowContext(ctx, `SELECT l.finding_id, l.check_id, l.rule, l.asset_kind, l.asset_name,
+		l.asset_org, l.asset_domain, l.status, l.first_seen_run, l.first_seen, l.last_seen_run, l.last_seen,
+		l.resolved_run, l.resolved_at, l.regressions, l.last_run, l.last_outcome, l.last_severity,
+		a.reason, a.until, a.accepted_by, a.accepted_at
+		FROM lifecycle l LEFT JOIN acceptances a USING (finding_id) WHERE l.finding_id = ?`, id).Scan(
+		&l.FindingID, &l.CheckID, &l.Rule, &l.Asset.Kind, &l.Asset.Name, &l.Asset.Org, &l.Asset.Domain, &l.Status,
+		&l.FirstSeenRun, &first, &l.LastSeenRun, &last, &resRun, &resAt, &l.Regressions, &l.LastRun,
+		&l.LastOutcome, &l.LastSeverity, &reason, &until, &by, &accAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Life{}, fmt.Errorf("store: lifecycle of finding %s: %w", id, err)
+	}
+	l.ResolvedRun = resRun.Int64
+	var errs [5]error
+	l.FirstSeen, errs[0] = parseTime(first)
+	l.LastSeen, errs[1] = parseTime(last)
+	l.ResolvedAt, errs[2] = parseNullTime(resAt)
+	if reason.Valid {
+		l.Acceptance = &Acceptance{Reason: reason.String, By: by.String}
+		l.Acceptance.Until, errs[3] = parseNullTime(until)
+		l.Acceptance.At, errs[4] = parseNullTime(accAt)
+	}
+	if err := errors.Join(errs[:]...); err != nil {
+		return Life{}, fmt.Errorf("store: lifecycle of finding %s: %w", id, err)
+	}
+	return l, nil
+}
+
+// StoredEvidence is one job's evidence as stored, with what the store did
+// to it: Truncated evidence holds a marker {"truncated":true,"bytes":N,
+// "head":"…"} in place of data of Bytes bytes.
+type StoredEvidence struct {
+	check.Evidence
+	Bytes     int
+	Truncated bool
+}
+
+// EvidenceFor returns the evidence that finding id was evaluated from in a
+// run, or ErrNotFound.
+func (s *Store) EvidenceFor(ctx context.Context, id string, runID int64) (StoredEvidence, error) {
+	var (
+		ev   StoredEvidence
+		at   string
+		data []byte
+	)
+	a := &ev.Asset
+	err := s.r.QueryRowContext(ctx, `SELECT e.check_id, e.asset_kind, e.asset_name, e.asset_org, e.asset_domain,
+		e.asset_source, e.collected_at, e.data, e.data_bytes, e.truncated, e.error, e.error_class, e.version
+		FROM findings f JOIN evidence e ON e.id = f.evidence_id
+		WHERE f.run_id = ? AND f.finding_id = ? ORDER BY f.id LIMIT 1`, runID, id).Scan(
+		&ev.CheckID, &a.Kind, &a.Name, &a.Org, &a.Domain, &a.Source, &at, &data, &ev.Bytes, &ev.Truncated,
+		&ev.Error, &ev.ErrorClass, &ev.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return StoredEvidence{}, fmt.Errorf("store: evidence of finding %s in run %d: %w", id, runID, err)
+	}
+	if ev.CollectedAt, err = parseTime(at); err != nil {
+		return StoredEvidence{}, fmt.Errorf("store: evidence of finding %s in run %d: %w", id, runID, err)
+	}
+	if len(data) > 0 {
+		ev.Data = json.RawMessage(data)
+	}
+	return ev, nil
+}
+
+// AssetHit is an asset that a search matched, with its findings in the run
+// (worst first).
+type AssetHit struct {
+	Asset    check.Asset
+	Findings []Finding
+}
+
+// SearchAssets finds the assets of a run whose name contains q (case
+// folded; an exact match first, then names that start with q, then the
+// rest by name): at most limit after skipping offset, with their findings,
+// and how many assets match in all.
+func (s *Store) SearchAssets(ctx context.Context, runID int64, q string, limit, offset int) ([]AssetHit, int, error) {
+	wrap := func(err error) error { return fmt.Errorf("store: search %q in run %d: %w", q, runID, err) }
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return nil, 0, nil
+	}
+	limit, offset = max(limit, 1), max(offset, 0)
+	like := "%" + escapeLike(q) + "%"
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM assets WHERE run_id = ? AND lower(name) LIKE ? ESCAPE '\'`,
+		runID, like).Scan(&total); err != nil {
+		return nil, 0, wrap(err)
+	}
+	if total == 0 {
+		return nil, 0, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT kind, name, org, domain, source FROM assets
+		WHERE run_id = ? AND lower(name) LIKE ? ESCAPE '\'
+		ORDER BY lower(name) = ? DESC, lower(name) LIKE ? ESCAPE '\' DESC, name, kind LIMIT ? OFFSET ?`,
+		runID, like, q, escapeLike(q)+"%", limit, offset)
+	if err != nil {
+		return nil, 0, wrap(err)
+	}
+	var hits []AssetHit
+	index := map[string]int{}
+	for rows.Next() {
+		var a check.Asset
+		if err := rows.Scan(&a.Kind, &a.Name, &a.Org, &a.Domain, &a.Source); err != nil {
+			rows.Close()
+			return nil, 0, wrap(err)
+		}
+		index[a.Key()] = len(hits)
+		hits = append(hits, AssetHit{Asset: a})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrap(err)
+	}
+	if len(hits) == 0 {
+		return nil, total, nil
+	}
+	keys := make([]any, 0, len(hits)+1)
+	keys = append(keys, runID)
+	for _, h := range hits {
+		keys = append(keys, h.Asset.Key())
+	}
+	rows, err = s.r.QueryContext(ctx, `SELECT finding_id, check_id, rule, asset_kind, asset_name, asset_org,
+		asset_domain, asset_source, outcome, severity, message, reason, asset_key FROM findings
+		WHERE run_id = ? AND asset_key IN (?`+strings.Repeat(", ?", len(hits)-1)+`)
+		ORDER BY `+outcomeRank+` DESC, CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3
+		WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END DESC, check_id, rule`, keys...)
+	if err != nil {
+		return nil, 0, wrap(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f := Finding{RunID: runID}
+		var key string
+		a := &f.Asset
+		if err := rows.Scan(&f.ID, &f.CheckID, &f.Rule, &a.Kind, &a.Name, &a.Org, &a.Domain, &a.Source,
+			&f.Outcome, &f.Severity, &f.Message, &f.Reason, &key); err != nil {
+			return nil, 0, wrap(err)
+		}
+		if i, ok := index[key]; ok {
+			hits[i].Findings = append(hits[i].Findings, f)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrap(err)
+	}
+	return hits, total, nil
+}
+
+// AcceptanceStamp changes whenever a risk acceptance is recorded or
+// changed: with the newest complete run, it tells a cached summary that it
+// is stale.
+func (s *Store) AcceptanceStamp(ctx context.Context) (string, error) {
+	var n int
+	var at sql.NullString
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*), MAX(accepted_at) FROM acceptances").Scan(&n, &at); err != nil {
+		return "", fmt.Errorf("store: acceptance stamp: %w", err)
+	}
+	return fmt.Sprintf("%d/%s", n, at.String), nil
+}
+
+// escapeLike escapes LIKE's wildcards (with ESCAPE '\').
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
