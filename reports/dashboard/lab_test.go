@@ -3,9 +3,9 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
