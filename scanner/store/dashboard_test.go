@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/nhsx/posture/checks/check"
+)
+
+// TestFindingHistoryListsEachRunNewestFirst: one entry per run that
+// evaluated the id (the worst, when a run has it twice), paged.
+func TestFindingHistoryListsEachRunNewestFirst(t *testing.T) {
+	ctx := context.Background()
+	s, c := openTemp(t)
+	outcomes := []check.Outcome{check.Fail, check.Pass, check.Warn, check.Unknown, check.Fail}
+	var runs []int64
+	for _, o := range outcomes {
+		runs = append(runs, completeRun(t, s, c, map[string]check.Outcome{"email.dmarc.policy": o}).ID)
+	}
+	completeRun(t, s, c, nil) // evaluates nothing: not in the history
+	// A run with the finding twice keeps the worst.
+	r := mustBegin(t, s, "twice")
+	f := finding("email.dmarc.policy", domain, check.Pass)
+	worse := f
+	worse.Outcome = check.Fail
+	if err := s.PutResult(ctx, r.ID, evidence("email.dmarc", domain, c.now()), []check.Finding{f, worse}); err != nil {
+		t.Fatal(err)
+	}
+	runs = append(runs, r.ID)
+	outcomes = append(outcomes, check.Fail)
+
+	id := f.ID()
+	all, total, err := s.FindingHistory(ctx, id, 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(runs) || len(all) != len(runs) {
+		t.Fatalf("%d entries of %d, want %d", len(all), total, len(runs))
+	}
+	for i, e := range all {
+		j := len(runs) - 1 - i
+		if e.RunID != runs[j] || e.Finding.Outcome != outcomes[j] {
+			t.Errorf("entry %d: run %d %s, want run %d %s", i, e.RunID, e.Finding.Outcome, runs[j], outcomes[j])
+		}
+	}
+	if all[0].RunStatus != Running || all[1].RunStatus != Complete {
+		t.Errorf("run statuses %s, %s", all[0].RunStatus, all[1].RunStatus)
+	}
+	page2, total2, err := s.FindingHistory(ctx, id, 2, 2)
+	if err != nil || total2 != total || len(page2) != 2 || page2[0].RunID != all[2].RunID {
+		t.Errorf("page 2: %v entries, total %d, err %v", len(page2), total2, err)
+	}
+	if _, _, err := s.FindingHistory(ctx, "00000000000000000000", 10, 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown id: %v, want ErrNotFound", err)
+	}
+}
+
+// TestLifeOfAndEvidenceForOneFinding: the lifecycle of one id (with its
+// acceptance) and the evidence it was evaluated from in a given run.
+func TestLifeOfAndEvidenceForOneFinding(t *testing.T) {
+	ctx := context.Background()
+	s, c := openTemp(t)
+	r1 := completeRun(t, s, c, map[string]check.Outcome{"email.dmarc.policy": check.Fail, "email.dmarc.record": check.Pass})
+	id := finding("email.dmarc.policy", domain, check.Fail).ID()
+	if err := s.Accept(ctx, id, "replacing the gateway", c.now().AddDate(0, 1, 0), "board"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.LifeOf(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Status != StatusAccepted || l.FirstSeenRun != r1.ID || l.Acceptance == nil || l.Acceptance.Reason != "replacing the gateway" {
+		t.Errorf("life %+v", l)
+	}
+	passing := finding("email.dmarc.record", domain, check.Pass).ID()
+	if _, err := s.LifeOf(ctx, passing); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a finding that never failed: %v, want ErrNotFound", err)
+	}
+	ev, err := s.EvidenceFor(ctx, passing, r1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.CheckID != "email.dmarc" || ev.Asset.Name != domain.Name || string(ev.Data) != `{"txt":["v=spf1 -all"]}` || ev.Truncated {
+		t.Errorf("evidence %+v", ev)
+	}
+	if _, err := s.EvidenceFor(ctx, passing, r1.ID+1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another run: %v, want ErrNotFound", err)
+	}
+}
+
+// TestSearchAssetsMatchesPartOfTheName: case folded, exact and prefix
+// matches first, LIKE's wildcards literal, paged, with each asset's
+// findings.
+func TestSearchAssetsMatchesPartOfTheName(t *testing.T) {
+	ctx := context.Background()
+	s, c := openTemp(t)
+	r := mustBegin(t, s, "search")
+	names := []string{"www.example.nhs.uk", "example.nhs.uk", "mail.example.nhs.uk", "other.nhs.uk", "a_b.nhs.uk", "axb.nhs.uk"}
+	var assets []check.Asset
+	for _, n := range names {
+		assets = append(assets, check.Asset{Kind: check.KindHost, Name: n, Org: "RXX"})
+	}
+	if err := s.PutAssets(ctx, r.ID, assets); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutResult(ctx, r.ID, evidence("web.https", assets[0], c.now()),
+		[]check.Finding{finding("web.hsts.present", assets[0], check.Pass), finding("web.https.available", assets[0], check.Fail)}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		q    string
+		want []string
+	}{
+		{"EXAMPLE.nhs.uk", []string{"example.nhs.uk", "mail.example.nhs.uk", "www.example.nhs.uk"}},
+		{"www", []string{"www.example.nhs.uk"}},
+		{"a_b", []string{"a_b.nhs.uk"}},
+		{"%", nil},
+		{"", nil},
+		{"nothing", nil},
+	}
+	for _, tc := range cases {
+		hits, total, err := s.SearchAssets(ctx, r.ID, tc.q, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hits {
+			got = append(got, h.Asset.Name)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.want) {
+			t.Errorf("search %q: %v (total %d), want %v", tc.q, got, total, tc.want)
+		}
+	}
+	hits, _, err := s.SearchAssets(ctx, r.ID, "www", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := hits[0].Findings; len(fs) != 2 || fs[0].Outcome != check.Fail || fs[0].ID != finding("web.https.available", assets[0], check.Fail).ID() {
+		t.Errorf("the asset's findings, worst first: %+v", fs)
+	}
+	page, total, err := s.SearchAssets(ctx, r.ID, ".nhs.uk", 2, 2)
+	if err != nil || total != len(names) || len(page) != 2 {
+		t.Errorf("page 2 of 2: %d hits, total %d, err %v", len(page), total, err)
+	}
+}
