@@ -119,11 +119,16 @@ func (s *Store) FinishRun(ctx context.Context, id int64, status RunStatus) error
 			_, err := tx.ExecContext(ctx, "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", status, at, id)
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'complete', finished_at = ?,
-			seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs) WHERE id = ?`, at, id); err != nil {
+		r := lifeRun{id: id, at: at, hold: s.Hold()}
+		if err := tx.QueryRowContext(ctx, `UPDATE runs SET status = 'complete', finished_at = ?, hold = ?,
+			seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs) WHERE id = ? RETURNING seq`, at, r.hold, id).Scan(&r.seq); err != nil {
 			return err
 		}
-		return applyRun(ctx, tx, id, at)
+		accs, err := loadAcceptances(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return applyRun(ctx, tx, r, accs)
 	})
 	if err != nil {
 		return fmt.Errorf("store: finish run %d: %w", id, err)

@@ -50,6 +50,9 @@ type Store struct {
 	w   *sql.DB // the single writer
 	r   *sql.DB // the read pool
 	now func() time.Time
+	// hold is the lifecycle's hold (SetHold); 0: DefaultHold for new
+	// runs, each run's own on a rebuild.
+	hold int
 }
 
 // Open opens (creating if needed) the database at path and brings its schema

@@ -518,9 +518,13 @@ func lifeOf(t *testing.T, s *Store, checkID string) Life {
 	return Life{}
 }
 
+// With a hold of 1 and a clean baseline run first, every change is
+// announced at once (lifecycle_test.go tests the hold).
 func TestLifecycleNewStillOpenResolvedRegressed(t *testing.T) {
 	s, c := openTemp(t)
+	s.SetHold(1)
 	const id = "email.dmarc.policy"
+	completeRun(t, s, c, map[string]check.Outcome{id: check.Pass, "email.dmarc.rua": check.Pass})
 	steps := []struct {
 		outcome    check.Outcome
 		wantChange ChangeKind
@@ -570,6 +574,7 @@ func TestLifecycleNewStillOpenResolvedRegressed(t *testing.T) {
 
 func TestUnknownOrMissingEvaluationDoesNotResolve(t *testing.T) {
 	s, c := openTemp(t)
+	s.SetHold(1)
 	const id = "email.dmarc.policy"
 	completeRun(t, s, c, map[string]check.Outcome{id: check.Fail})
 	cases := []struct {
@@ -651,6 +656,7 @@ func TestAcceptedFindingReopensAfterItsExpiry(t *testing.T) {
 func TestAcceptedFindingThatPassesIsResolved(t *testing.T) {
 	ctx := context.Background()
 	s, c := openTemp(t)
+	s.SetHold(1)
 	const id = "email.dmarc.policy"
 	completeRun(t, s, c, map[string]check.Outcome{id: check.Fail})
 	if err := s.Accept(ctx, lifeOf(t, s, id).FindingID, "r", c.now().Add(time.Hour*1000), "me"); err != nil {
@@ -665,6 +671,7 @@ func TestAcceptedFindingThatPassesIsResolved(t *testing.T) {
 func TestRebuildLifecycleAfterReevalOfACompleteRun(t *testing.T) {
 	ctx := context.Background()
 	s, c := openTemp(t)
+	s.SetHold(1)
 	const id = "email.dmarc.policy"
 	for _, o := range []check.Outcome{check.Fail, check.Pass, check.Fail, check.Unknown} {
 		completeRun(t, s, c, map[string]check.Outcome{id: o, "email.dmarc.rua": check.Warn})
