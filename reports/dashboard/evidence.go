@@ -50,19 +50,91 @@ func prettyEvidence(data []byte, limit int) (out string, cut bool) {
 
 var errCut = errors.New("evidence cut")
 
-type frame struct {
-	obj       bool
-	n         int  // members or elements so far
-	wantKey   bool // in an object: the next token is a key
-	sensitive bool // under a sensitive key: every string is hidden
+// node is one JSON value, its members in the document's order.
+type node struct {
+	scalar string // the encoded value of a string, number, bool or null
+	obj    bool
+	arr    bool
+	keys   []string
+	kids   []*node
+}
+
+// parse reads one JSON value, hiding what must be hidden as it goes.
+func parse(dec *json.Decoder, key string, hide bool) (*node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	hide = hide || sensitiveName.MatchString(key)
+	switch v := tok.(type) {
+	case json.Delim:
+		n := &node{obj: v == '{', arr: v == '['}
+		for dec.More() {
+			k := ""
+			if n.obj {
+				t, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k, _ = t.(string)
+			}
+			kid, err := parse(dec, k, hide)
+			if err != nil {
+				return nil, err
+			}
+			n.keys, n.kids = append(n.keys, k), append(n.kids, kid)
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return n, nil
+	case string:
+		if hide {
+			return &node{scalar: quote(redacted(v))}, nil
+		}
+		return &node{scalar: quote(sensitiveValue.ReplaceAllStringFunc(v, redacted))}, nil
+	case json.Number:
+		return &node{scalar: v.String()}, nil
+	case bool:
+		return &node{scalar: fmt.Sprint(v)}, nil
+	}
+	return &node{scalar: "null"}, nil
+}
+
+// inlineWidth is how wide a container may be to stay on one line.
+const inlineWidth = 72
+
+// flat is the one-line form of n, or "" if it is wider than inlineWidth.
+func (n *node) flat() string {
+	if !n.obj && !n.arr {
+		return n.scalar
+	}
+	var b strings.Builder
+	b.WriteString(map[bool]string{true: "{", false: "["}[n.obj])
+	for i, k := range n.kids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if n.obj {
+			b.WriteString(quote(n.keys[i]) + ": ")
+		}
+		f := k.flat()
+		if f == "" || b.Len()+len(f) > inlineWidth {
+			return ""
+		}
+		b.WriteString(f)
+	}
+	b.WriteString(map[bool]string{true: "}", false: "]"}[n.obj])
+	if b.Len() > inlineWidth {
+		return ""
+	}
+	return b.String()
 }
 
 type printer struct {
 	b     strings.Builder
 	limit int
 	cut   bool
-	stack []frame
-	key   string // the last key read
 }
 
 func (p *printer) write(s string) error {
@@ -75,112 +147,48 @@ func (p *printer) write(s string) error {
 	return nil
 }
 
-func (p *printer) newline() error {
-	return p.write("\n" + strings.Repeat("  ", len(p.stack)))
-}
-
-// value starts a value: separators, then marks the parent as waiting for
-// its next key. It reports whether the value is to be hidden.
-func (p *printer) value() (hide bool, err error) {
-	if len(p.stack) == 0 {
-		return false, nil
+// node writes n indented by depth: short containers on one line.
+func (p *printer) node(n *node, depth int) error {
+	if f := n.flat(); f != "" {
+		return p.write(f)
 	}
-	top := &p.stack[len(p.stack)-1]
-	if top.obj {
-		top.wantKey = true
-		return top.sensitive || sensitiveName.MatchString(p.key), nil
+	open, end := "[", "]"
+	if n.obj {
+		open, end = "{", "}"
 	}
-	if top.n > 0 {
-		if err := p.write(","); err != nil {
-			return false, err
+	if err := p.write(open); err != nil {
+		return err
+	}
+	pad := "\n" + strings.Repeat("  ", depth+1)
+	for i, k := range n.kids {
+		sep := pad
+		if i > 0 {
+			sep = "," + pad
+		}
+		if n.obj {
+			sep += quote(n.keys[i]) + ": "
+		}
+		if err := p.write(sep); err != nil {
+			return err
+		}
+		if err := p.node(k, depth+1); err != nil {
+			return err
 		}
 	}
-	top.n++
-	return top.sensitive, p.newline()
+	return p.write("\n" + strings.Repeat("  ", depth) + end)
 }
 
 func (p *printer) print(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if len(p.stack) != 0 {
-				return io.ErrUnexpectedEOF
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				hide, err := p.value()
-				if err != nil {
-					return err
-				}
-				if err := p.write(string(d)); err != nil {
-					return err
-				}
-				p.stack = append(p.stack, frame{obj: d == '{', wantKey: d == '{', sensitive: hide})
-			default:
-				top := p.stack[len(p.stack)-1]
-				p.stack = p.stack[:len(p.stack)-1]
-				if top.n > 0 {
-					if err := p.newline(); err != nil {
-						return err
-					}
-				}
-				if err := p.write(string(d)); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		if n := len(p.stack); n > 0 && p.stack[n-1].obj && p.stack[n-1].wantKey {
-			top := &p.stack[n-1]
-			k, _ := tok.(string)
-			if top.n > 0 {
-				if err := p.write(","); err != nil {
-					return err
-				}
-			}
-			top.n++
-			top.wantKey = false
-			p.key = k
-			if err := p.newline(); err != nil {
-				return err
-			}
-			if err := p.write(quote(k) + ": "); err != nil {
-				return err
-			}
-			continue
-		}
-		hide, err := p.value()
-		if err != nil {
-			return err
-		}
-		var s string
-		switch v := tok.(type) {
-		case string:
-			switch {
-			case hide:
-				s = quote(redacted(v))
-			default:
-				s = quote(sensitiveValue.ReplaceAllStringFunc(v, redacted))
-			}
-		case json.Number:
-			s = v.String()
-		case bool:
-			s = fmt.Sprint(v)
-		case nil:
-			s = "null"
-		}
-		if err := p.write(s); err != nil {
-			return err
-		}
+	n, err := parse(dec, "", false)
+	if err != nil {
+		return err
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("evidence: data after the JSON value")
+	}
+	return p.node(n, 0)
 }
 
 // quote is JSON string quoting without HTML escaping: the page escapes

@@ -20,8 +20,10 @@ func TestPrettyEvidenceHidesSecrets(t *testing.T) {
 		limit    int
 		wantText string // exact output, when given
 	}{
-		{name: "order and indent kept", in: `{"b":1,"a":[true,null,"x"],"c":{}}`,
-			wantText: "{\n  \"b\": 1,\n  \"a\": [\n    true,\n    null,\n    \"x\"\n  ],\n  \"c\": {}\n}"},
+		{name: "order kept, short on one line", in: `{"b":1,"a":[true,null,"x"],"c":{}}`,
+			wantText: `{"b": 1, "a": [true, null, "x"], "c": {}}`},
+		{name: "long indented", in: `{"z":"` + strings.Repeat("z", 70) + `","a":{"values":["70"],"count":1}}`,
+			wantText: "{\n  \"z\": \"" + strings.Repeat("z", 70) + "\",\n  \"a\": {\"values\": [\"70\"], \"count\": 1}\n}"},
 		{name: "sensitive names", in: `{"token":"t0k3n-value","client_secret":"s3cr3t-value","password":"pw-value","Authorization":"Bearer abc","key":"k-value","api_key":"ak-value"}`,
 			hidden: []string{"t0k3n-value", "s3cr3t-value", "pw-value", "Bearer abc", "k-value", "ak-value"},
 			shown:  []string{`"token": "[hidden by the dashboard: 11 characters]"`}},
