@@ -3,12 +3,14 @@ package browsertest
 import (
 	"bytes"
 	"fmt"
+	"html/template"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -183,4 +185,87 @@ func outsideIP() string {
 		}
 	}
 	return ""
+}
+
+// openAll opens one file per page body, six tabs at a time.
+func openAll(t *testing.T, b *Browser, bodies []string) []*Page {
+	t.Helper()
+	dir := t.TempDir()
+	pages := make([]*Page, len(bodies))
+	errs := make([]error, len(bodies))
+	sem := make(chan struct{}, 6)
+	var wg sync.WaitGroup
+	for i, body := range bodies {
+		path := filepath.Join(dir, fmt.Sprintf("p%02d.html", i))
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pages[i], errs[i] = b.Open("file://" + path)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("page %d: %v", i, err)
+		}
+	}
+	return pages
+}
+
+// TestPayloadsAreLiveRaw is the proof that the XSS tests of the reports
+// can fail: each payload marked Live, put unescaped into its context, runs
+// script, loads from outside or navigates in Chromium, and the recorder
+// sees it.
+func TestPayloadsAreLiveRaw(t *testing.T) {
+	b := Start(t)
+	var bodies []string
+	for _, p := range Payloads {
+		bodies = append(bodies, p.Raw())
+	}
+	for i, pg := range openAll(t, b, bodies) {
+		p := Payloads[i]
+		did := pg.Did(p.Mark)
+		bad, err := pg.InertDOM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case p.Live && len(did) == 0:
+			t.Errorf("%s (%s) raw did nothing the recorder saw: %s", p.Mark, p.Context, p.Text)
+		case !p.Live && len(did) > 0:
+			t.Errorf("%s is not marked live but did %q", p.Mark, did)
+		}
+		if p.DOM && len(bad) == 0 {
+			t.Errorf("%s raw leaves nothing InertDOM reports", p.Mark)
+		}
+	}
+}
+
+// TestPayloadsEscapedByHTMLTemplateAreInert: the same contexts rendered by
+// html/template (what the reports use) do nothing, and the marks still
+// show as text.
+func TestPayloadsEscapedByHTMLTemplateAreInert(t *testing.T) {
+	b := Start(t)
+	tmpl := template.Must(template.New("").Parse(`<!doctype html><html><head><title>{{.Text}}</title><style>p{color:red}</style></head>
+<body><p>{{.Text}}</p><input value="{{.Text}}"><input value='{{.Text}}'><textarea>{{.Text}}</textarea><a href="{{.Text}}">link</a></body></html>`))
+	var bodies []string
+	for _, p := range Payloads {
+		var sb strings.Builder
+		if err := tmpl.Execute(&sb, p); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, sb.String())
+	}
+	for i, pg := range openAll(t, b, bodies) {
+		p := Payloads[i]
+		AssertInert(t, p.Mark+" escaped", pg, []string{"file://"})
+		if !strings.Contains(pg.Text(), p.Text) {
+			t.Errorf("%s escaped does not show as text: %q", p.Mark, pg.Text())
+		}
+	}
 }
