@@ -131,7 +131,10 @@ type tile struct{ Label, Value, Class, Note, NoteClass string }
 
 // delta is a change in points, worded: "▲ 3" (class up), "▼ 2" (down),
 // "=" or "–" (no comparison).
-type delta struct{ Text, Class string }
+type delta struct {
+	Text, Class string
+	points      float64 // rounded as shown
+}
 
 type standardRow struct {
 	Title, About string
@@ -308,16 +311,16 @@ func windowHeads(s *Summary) (heads, runs [len(Windows)]string) {
 	return heads, runs
 }
 
-// pointsDelta words a change in points.
+// pointsDelta words a change in points, to one decimal.
 func pointsDelta(d float64, ok bool) delta {
 	if !ok {
 		return delta{Text: "–"}
 	}
-	switch r := math.Round(d); {
+	switch r := math.Round(d*10) / 10; {
 	case r > 0:
-		return delta{Text: fmt.Sprintf("▲ %.0f", r), Class: "up"}
+		return delta{Text: fmt.Sprintf("▲ %.1f", r), Class: "up", points: r}
 	case r < 0:
-		return delta{Text: fmt.Sprintf("▼ %.0f", -r), Class: "down"}
+		return delta{Text: fmt.Sprintf("▼ %.1f", -r), Class: "down", points: r}
 	}
 	return delta{Text: "="}
 }
@@ -388,33 +391,17 @@ func leagueOf(s *Summary, orgs []*OrgSummary, links Links) (league, groups []lea
 // movers are the n organisations whose score rose most, and fell most,
 // over 7 days.
 func movers(league []leagueRow, n int) (up, down []leagueRow) {
-	type mv struct {
-		r leagueRow
-		d int
-	}
-	var ups, downs []mv
 	for _, r := range league {
-		var d int
-		if _, err := fmt.Sscanf(strings.TrimLeft(r.Week.Text, "▲▼ "), "%d", &d); err != nil || d == 0 {
-			continue
-		}
-		switch r.Week.Class {
-		case "up":
-			ups = append(ups, mv{r, d})
-		case "down":
-			downs = append(downs, mv{r, d})
+		switch {
+		case r.Week.points > 0:
+			up = append(up, r)
+		case r.Week.points < 0:
+			down = append(down, r)
 		}
 	}
-	byD := func(a, b mv) int { return cmp.Compare(b.d, a.d) }
-	slices.SortStableFunc(ups, byD)
-	slices.SortStableFunc(downs, byD)
-	for _, m := range ups[:min(n, len(ups))] {
-		up = append(up, m.r)
-	}
-	for _, m := range downs[:min(n, len(downs))] {
-		down = append(down, m.r)
-	}
-	return up, down
+	slices.SortStableFunc(up, func(a, b leagueRow) int { return cmp.Compare(b.Week.points, a.Week.points) })
+	slices.SortStableFunc(down, func(a, b leagueRow) int { return cmp.Compare(a.Week.points, b.Week.points) })
+	return up[:min(n, len(up))], down[:min(n, len(down))]
 }
 
 func findingsOf2(s *Summary, fs []Finding, limit, total int, links Links) findingList {

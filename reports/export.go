@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -84,6 +85,64 @@ func writeCSV(w io.Writer, fs []Finding, bom bool) error {
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("reports: csv: %w", err)
+	}
+	return nil
+}
+
+// ScoresCSVHeader is the first row of WriteScoresCSV.
+var ScoresCSVHeader = []string{
+	"run", "started", "org", "name", "parent", "kind", "standard", "standard_title", "score",
+	"points_earned", "points_possible", "pass", "warn", "fail", "unknown", "na", "accepted",
+}
+
+// WriteScoresCSV writes stored rollups as CSV, one row per run,
+// organisation (empty: the nation) and standard (empty: every check), for
+// charting elsewhere. Score is a percentage with one decimal, empty when
+// nothing was at stake; points are the severity weights (a warn earns
+// half). Cells are escaped against formulas like WriteCSV's.
+func WriteScoresCSV(w io.Writer, runs []Run, orgs []Org, rows []ScoreRow) error {
+	started := map[int64]time.Time{}
+	for _, r := range runs {
+		started[r.ID] = r.Started
+	}
+	names := map[string]string{"": "All organisations"}
+	for _, o := range orgs {
+		names[o.Code] = o.Name
+	}
+	bw := bufio.NewWriter(w)
+	cw := csv.NewWriter(bw)
+	cw.UseCRLF = true
+	if err := cw.Write(ScoresCSVHeader); err != nil {
+		return fmt.Errorf("reports: scores csv: %w", err)
+	}
+	half := func(n int64) string { return strconv.FormatFloat(float64(n)/2, 'f', -1, 64) }
+	for _, r := range rows {
+		score := ""
+		if sc := r.Score(); sc.Valid {
+			score = strconv.FormatFloat(sc.Value, 'f', 1, 64)
+		}
+		at := ""
+		if t, ok := started[r.RunID]; ok {
+			at = t.UTC().Format(time.RFC3339)
+		}
+		row := []string{
+			strconv.FormatInt(r.RunID, 10), at, r.Org, names[r.Org], r.Parent, r.Kind, r.Standard, StandardTitle(r.Standard), score,
+			half(r.Earned), half(r.Possible), strconv.Itoa(r.Pass), strconv.Itoa(r.Warn), strconv.Itoa(r.Fail),
+			strconv.Itoa(r.Unknown), strconv.Itoa(r.NA), strconv.Itoa(r.Accepted),
+		}
+		for i := range row {
+			row[i] = csvCell(oneLine(row[i]))
+		}
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("reports: scores csv: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("reports: scores csv: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("reports: scores csv: %w", err)
 	}
 	return nil
 }

@@ -148,7 +148,7 @@ func (s *Summary) history(ctx context.Context, src Source, orgs []Org, older []R
 		if err := s.backfill(ctx, src, ss, orgs, window); err != nil {
 			return err
 		}
-		q := []ScoreQuery{{Runs: ids, Orgs: []string{""}}, {Runs: compare}}
+		q := []ScoreQuery{{Runs: ids, Orgs: []string{""}, Standards: standardKeys()}, {Runs: compare}}
 		if o.OrgTrends {
 			q = append(q, ScoreQuery{Runs: ids, Standards: []string{AllChecks}})
 		}
@@ -203,6 +203,15 @@ func (s *Summary) history(ctx context.Context, src Source, orgs []Org, older []R
 	return nil
 }
 
+// standardKeys are every standard key a row may have.
+func standardKeys() []string {
+	out := []string{AllChecks}
+	for _, b := range BoardStandards {
+		out = append(out, b.ID)
+	}
+	return out
+}
+
 // backfill computes and stores the rollups of the runs that have none, or
 // of an older ScoreVersion: a database from before rollups reads each old
 // run's findings once, and never again.
@@ -228,4 +237,50 @@ func (s *Summary) backfill(ctx context.Context, src Source, ss ScoreStore, orgs 
 		}
 	}
 	return nil
+}
+
+// StoredScores returns the finished runs started in the last days (0:
+// all), oldest first, and their stored rollups, computing and storing those
+// a run lacks.
+func StoredScores(ctx context.Context, src Source, catalogue []check.Meta, days int) ([]Run, []ScoreRow, error) {
+	ss, ok := src.(ScoreStore)
+	if !ok {
+		return nil, nil, errors.New("reports: stored scores: the source keeps no scores")
+	}
+	all, err := src.Runs(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reports: runs: %w", err)
+	}
+	var runs []Run
+	var ids []int64
+	for i := len(all) - 1; i >= 0; i-- {
+		r := all[i]
+		if r.Finished.IsZero() || days > 0 && len(all) > 0 && r.Started.Before(all[0].Started.AddDate(0, 0, -days)) {
+			continue
+		}
+		runs = append(runs, r)
+		ids = append(ids, r.ID)
+	}
+	if len(runs) == 0 {
+		return nil, nil, nil
+	}
+	orgs, err := src.Organisations(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reports: organisations: %w", err)
+	}
+	s := &Summary{meta: map[string]check.Meta{}}
+	for _, m := range catalogue {
+		if _, dup := s.meta[m.ID]; !dup {
+			s.meta[m.ID] = m
+		}
+	}
+	s.scorer = newScorer(s.meta)
+	if err := s.backfill(ctx, src, ss, orgs, runs); err != nil {
+		return nil, nil, err
+	}
+	rows, err := ss.ScoreRows(ctx, ScoreQuery{Runs: ids})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reports: stored scores: %w", err)
+	}
+	return runs, rows, nil
 }

@@ -122,7 +122,9 @@ func (s Score) String() string {
 	if !s.Valid {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f%%", s.Value)
+	// One decimal: most organisations score in the nineties, where whole
+	// points would hide the differences a league table is for.
+	return fmt.Sprintf("%.1f%%", s.Value)
 }
 
 // ChangeCounts count findings by their change since the previous run.

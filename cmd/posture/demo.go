@@ -120,6 +120,9 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		if err != nil {
 			return fmt.Errorf("demo: night %d: scan: %w", night, err)
 		}
+		if err := RecordRunScores(ctx, st, stats.RunID); err != nil {
+			return fmt.Errorf("demo: night %d: %w", night, err)
+		}
 		s, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
 		if err != nil {
 			return err
@@ -142,7 +145,8 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		}
 		seen := len(l.Received())
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		err = reports.Send(sctx, l.SMTPAddr, mails)
+		// The lab's mailbox is a plaintext sink on loopback: TLS off, by choice.
+		err = (&reports.Mailer{Addr: l.SMTPAddr, TLS: reports.TLSNone}).Send(sctx, mails)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("demo: send the emails to the lab's mail server: %w", err)

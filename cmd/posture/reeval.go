@@ -96,6 +96,10 @@ func reevalCmd(g *globals) *cobra.Command {
 				if err := st.RebuildLifecycle(ctx); err != nil {
 					return err
 				}
+				// The run's findings changed: so did its scores.
+				if err := RecordRunScores(ctx, st, run.ID); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(g.stdout, "run %d re-evaluated: %d evidence records", run.ID, len(evs))
 			if skipped > 0 {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +35,10 @@ func newestRun(ctx context.Context, st *store.Store) (int64, error) {
 }
 
 func summary(ctx context.Context, db string) (*reports.Summary, *store.Store, error) {
+	return summaryWith(ctx, db, reports.Options{})
+}
+
+func summaryWith(ctx context.Context, db string, o reports.Options) (*reports.Summary, *store.Store, error) {
 	st, err := openExisting(ctx, db)
 	if err != nil {
 		return nil, nil, err
@@ -42,7 +48,7 @@ func summary(ctx context.Context, db string) (*reports.Summary, *store.Store, er
 		st.Close()
 		return nil, nil, err
 	}
-	s, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), id)
+	s, err := o.Build(ctx, storeSource{st}, checks.Catalogue(), id)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -82,11 +88,11 @@ func writeFile(stdout io.Writer, path string, fn func(w io.Writer) error) error 
 }
 
 func reportCmd(g *globals) *cobra.Command {
-	var db, out string
+	var db, out, dir string
 	var markdown bool
 	c := &cobra.Command{
 		Use:   "report board|org CODE",
-		Short: "The board summary (HTML or Markdown) or one organisation's report",
+		Short: "The board summary (HTML or Markdown; --dir: with a page per organisation) or one organisation's report",
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 1 && args[0] == "board":
@@ -94,14 +100,26 @@ func reportCmd(g *globals) *cobra.Command {
 			default:
 				return usagef("want `report board` or `report org CODE`")
 			}
+			if dir != "" && (args[0] != "board" || markdown || cmd.Flags().Changed("output")) {
+				return usagef("--dir is for the HTML board, without -o")
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, st, err := summary(cmd.Context(), db)
+			// Organisation pages chart each organisation's score over the
+			// year; the board alone needs only the nation's.
+			s, st, err := summaryWith(cmd.Context(), db, reports.Options{OrgTrends: dir != "" || args[0] == "org"})
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if dir != "" {
+				n, err := writeBoardDir(dir, s)
+				if err == nil {
+					fmt.Fprintf(g.stdout, "wrote %s and %d organisation pages in %s\n", filepath.Join(dir, "index.html"), n, filepath.Join(dir, "orgs"))
+				}
+				return err
+			}
 			if args[0] == "org" && s.Org(args[1]) == nil {
 				return usagef("organisation %s is not in the database", args[1])
 			}
@@ -122,15 +140,69 @@ func reportCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
 	c.Flags().StringVarP(&out, "output", "o", "-", "output file")
+	c.Flags().StringVar(&dir, "dir", "", "write the board as DIR/index.html and a page per organisation in DIR/orgs/, linked")
 	c.Flags().BoolVar(&markdown, "markdown", false, "the board summary as Markdown")
 	return c
 }
 
+// writeBoardDir writes the board as dir/index.html and every
+// organisation's page as dir/orgs/CODE.html, linked both ways down the
+// hierarchy. It returns the number of organisation pages.
+func writeBoardDir(dir string, s *reports.Summary) (int, error) {
+	files := map[string]string{} // code → file name
+	used := map[string]bool{}
+	for _, o := range s.Orgs {
+		name := fileSafe(o.Code)
+		for i := 2; used[strings.ToLower(name)]; i++ {
+			name = fmt.Sprintf("%s-%d", fileSafe(o.Code), i)
+		}
+		used[strings.ToLower(name)] = true
+		files[o.Code] = name + ".html"
+	}
+	link := func(prefix string) reports.Links {
+		return reports.Links{Org: func(code string) string {
+			if f, ok := files[code]; ok {
+				return prefix + f
+			}
+			return ""
+		}}
+	}
+	if err := writeFile(io.Discard, filepath.Join(dir, "index.html"), func(w io.Writer) error {
+		return reports.WriteBoardWith(w, s, link("orgs/"))
+	}); err != nil {
+		return 0, err
+	}
+	for _, o := range s.Orgs {
+		if err := writeFile(io.Discard, filepath.Join(dir, "orgs", files[o.Code]), func(w io.Writer) error {
+			return reports.WriteOrgReportWith(w, s, o.Code, link(""))
+		}); err != nil {
+			return 0, err
+		}
+	}
+	return len(s.Orgs), nil
+}
+
+// fileSafe keeps ASCII letters, digits, '-' and '_' of an organisation code
+// for a file name (at most 64), or "org".
+func fileSafe(code string) string {
+	var b strings.Builder
+	for _, r := range code {
+		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') && b.Len() < 64 {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "org"
+	}
+	return b.String()
+}
+
 func exportCmd(g *globals) *cobra.Command {
 	var db, out, format, repoName string
+	var days int
 	c := &cobra.Command{
 		Use:   "export",
-		Short: "Export the newest run's findings as JSON Lines, CSV or SARIF (repositories, for GitHub code scanning)",
+		Short: "Export the newest run's findings as JSON Lines, CSV or SARIF (repositories, for GitHub code scanning), or the scores of every run as CSV",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -140,9 +212,9 @@ func exportCmd(g *globals) *cobra.Command {
 				write = reports.WriteJSONL
 			case "csv":
 				write = reports.WriteCSV
-			case "sarif":
+			case "sarif", "scores":
 			default:
-				return usagef("--format %q: want jsonl, csv or sarif", format)
+				return usagef("--format %q: want jsonl, csv, sarif or scores", format)
 			}
 			if repoName != "" && format != "sarif" {
 				return usagef("--repo is for --format sarif")
@@ -152,6 +224,17 @@ func exportCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if format == "scores" {
+				runs, rows, err := reports.StoredScores(ctx, storeSource{st}, checks.Catalogue(), days)
+				if err != nil {
+					return err
+				}
+				orgs, err := storeSource{st}.Organisations(ctx)
+				if err != nil {
+					return err
+				}
+				return writeFile(g.stdout, out, func(w io.Writer) error { return reports.WriteScoresCSV(w, runs, orgs, rows) })
+			}
 			id, err := newestRun(ctx, st)
 			if err != nil {
 				return err
@@ -169,8 +252,47 @@ func exportCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
-	c.Flags().StringVar(&format, "format", "jsonl", "jsonl, csv or sarif")
+	c.Flags().StringVar(&format, "format", "jsonl", "jsonl, csv, sarif or scores (every run's scores by organisation and standard)")
+	c.Flags().IntVar(&days, "days", 0, "with --format scores: only the runs of the last DAYS days (0: all)")
 	c.Flags().StringVar(&repoName, "repo", "", "with --format sarif: only this repository (owner/name)")
 	c.Flags().StringVarP(&out, "output", "o", "-", "output file")
 	return c
+}
+
+// The store's score rollups, as reports read them (ScoreStore).
+
+func (s storeSource) ScoredRuns(ctx context.Context) (map[int64]int, error) {
+	return s.st.ScoredRuns(ctx)
+}
+
+func (s storeSource) ScoreRows(ctx context.Context, q reports.ScoreQuery) ([]reports.ScoreRow, error) {
+	rows, err := s.st.Scores(ctx, store.ScoreQuery{Runs: q.Runs, Orgs: q.Orgs, Standards: q.Standards})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reports.ScoreRow, len(rows))
+	for i, r := range rows {
+		out[i] = reports.ScoreRow{RunID: r.RunID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
+			Tally: reports.Tally{Earned: r.Earned, Possible: r.Possible, Counts: reports.Counts{Pass: r.Pass, Warn: r.Warn,
+				Fail: r.Fail, Unknown: r.Unknown, NA: r.NA, Accepted: r.Accepted}}}
+	}
+	return out, nil
+}
+
+func (s storeSource) PutScores(ctx context.Context, runID int64, version int, rows []reports.ScoreRow) error {
+	out := make([]store.Score, len(rows))
+	for i, r := range rows {
+		out[i] = store.Score{RunID: runID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
+			Earned: r.Earned, Possible: r.Possible, Pass: r.Pass, Warn: r.Warn, Fail: r.Fail, Unknown: r.Unknown,
+			NA: r.NA, Accepted: r.Accepted}
+	}
+	return s.st.PutScores(ctx, runID, version, out)
+}
+
+// RecordRunScores stores the rolled-up scores of a run that has just
+// completed, so that reports read trends from them and never from old
+// findings. scan, demo and reeval call it after a run completes; so does the
+// nightly service.
+func RecordRunScores(ctx context.Context, st *store.Store, runID int64) error {
+	return reports.RecordScores(ctx, storeSource{st}, checks.Catalogue(), runID)
 }

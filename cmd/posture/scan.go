@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-github/v60/github"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nhsx/posture/checks"
 	"github.com/nhsx/posture/checks/check"
@@ -71,18 +72,19 @@ func scanCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			f.ghCache.st = st // the GitHub ETag cache lives in the database
-			if err := useSecretKey(f.db); err != nil {
-				return err
-			}
-			stats, err := scanner.Run(cmd.Context(), st, *cfg)
+			stats, err := runPipeline(cmd.Context(), g, f, st, cfg, nil)
 			if stats != nil {
 				printStats(g.stdout, stats, f.db)
 			}
 			return err
 		},
 	}
-	fl := c.Flags()
+	f.register(c.Flags())
+	return c
+}
+
+// register adds the flags of a run (scan's, and serve's too).
+func (f *scanFlags) register(fl *pflag.FlagSet) {
 	f.nuclei.register(fl)
 	fl.StringVar(&f.estate, "estate", "", "estate file (default: the embedded national estate)")
 	fl.StringVar(&f.db, "db", "posture.db", "SQLite database")
@@ -108,7 +110,35 @@ func scanCmd(g *globals) *cobra.Command {
 	fl.DurationVar(&f.ctRefresh, "ct-refresh", 7*24*time.Hour, "how often the CT search is full (expired certificates included); runs in between ask only for current certificates and add their names to the cached ones")
 	fl.StringVar(&f.hstsPreload, "hsts-preload", "", hstsPreloadUsage)
 	fl.StringVar(&f.rdapURL, "rdap-url", "", "RDAP service base URL for domain expiry and registrar lock (e.g. https://rdap.nominet.uk/uk/); empty: those checks are unknown")
-	return c
+}
+
+// afterRun is a step after a complete run (serve: notify).
+type afterRun func(ctx context.Context, st *store.Store, stats *scanner.Stats) error
+
+// runPipeline is one run into st, as `scan` does it and `serve` each
+// night: discovery, scan and store (scanner.Run), then, if the run
+// completed, its scores and then after (serve: notify). The caller holds
+// the scan lock (store.LockScans).
+func runPipeline(ctx context.Context, g *globals, f *scanFlags, st *store.Store, cfg *scanner.Config, after afterRun) (*scanner.Stats, error) {
+	f.ghCache.st = st // the GitHub ETag cache lives in the database
+	if err := useSecretKey(f.db); err != nil {
+		return nil, err
+	}
+	stats, err := scanner.Run(ctx, st, *cfg)
+	if err != nil || stats == nil || stats.Status != string(store.Complete) {
+		return stats, err
+	}
+	// Reports compute the scores themselves when they are missing: a
+	// failure here costs time later, not a result.
+	if err := RecordRunScores(ctx, st, stats.RunID); err != nil {
+		g.log.Warn("scores of the run not stored; the next report computes them", "run", stats.RunID, "err", err)
+	}
+	if after != nil {
+		if err := after(ctx, st, stats); err != nil {
+			return stats, err
+		}
+	}
+	return stats, nil
 }
 
 func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
