@@ -73,6 +73,12 @@ func (o EmailOptions) Build(s *Summary) ([]Email, error) {
 		switch {
 		case f.Outcome.Counts() && f.Status == StatusAccepted:
 			v.Accepted++
+		case f.Outcome.Counts() && f.Change == changeReopened:
+			v.Reopened = append(v.Reopened, f)
+		case f.Outcome.Counts() && f.Change == "":
+			// Pending: not yet failing for the runs the lifecycle holds a
+			// change before it announces it (every other failure has a
+			// Change once summarised).
 		case f.Outcome.Counts() && (f.Change == ChangeNew || f.Change == ChangeRegressed):
 			v.New = append(v.New, f)
 		case f.Outcome.Counts():
@@ -93,7 +99,7 @@ func (o EmailOptions) Build(s *Summary) ([]Email, error) {
 		if org.Implicit || v == nil || len(org.Contacts) == 0 {
 			continue
 		}
-		changed := len(v.New)+len(v.Fixed) > 0
+		changed := len(v.New)+len(v.Fixed)+len(v.Reopened) > 0
 		if !changed && !(o.Digest && len(v.Open) > 0) {
 			continue
 		}
@@ -111,6 +117,7 @@ func (o EmailOptions) Build(s *Summary) ([]Email, error) {
 			continue
 		}
 		sortWorstFirst(v.New)
+		sortWorstFirst(v.Reopened)
 		sortWorstFirst(v.Open)
 		sortWorstFirst(v.Fixed)
 		e := Email{
@@ -142,6 +149,7 @@ type emailView struct {
 	*Summary
 	Org              *OrgSummary
 	New, Fixed, Open []Finding
+	Reopened         []Finding // a risk acceptance lapsed
 	Unknown          []Finding
 	Accepted         int
 	Digest           bool // nothing changed: a reminder of what is open
@@ -150,7 +158,28 @@ type emailView struct {
 
 func (v *emailView) Relevant(f Finding) string { return refsText(v.refsOf(f)) }
 
-// subject is ASCII only and carries no text from scanned servers.
+// changeReopened is ChangeReopened (source.go): a risk acceptance lapsed.
+const changeReopened = "reopened"
+
+// Subject prefixes; a digest is told apart by its prefix.
+const (
+	changePrefix = "Security posture: "
+	digestPrefix = "Security posture reminder: "
+)
+
+// Regressed counts the findings back again after a fix (listed with New).
+func (v *emailView) Regressed() int {
+	n := 0
+	for _, f := range v.New {
+		if f.Change == ChangeRegressed {
+			n++
+		}
+	}
+	return n
+}
+
+// subject says what changed. It is ASCII only and carries no text from
+// scanned servers.
 func (v *emailView) subject() string {
 	name := asciiSafe(v.Org.Name)
 	if len(name) > 80 {
@@ -158,10 +187,52 @@ func (v *emailView) subject() string {
 	}
 	code := asciiSafe(v.Org.Code)
 	if v.Digest {
-		return asciiSafe(fmt.Sprintf("Security posture reminder: %s (%s): %d still open", name, code, len(v.Open)))
+		return asciiSafe(fmt.Sprintf("%s%s (%s): %d still open", digestPrefix, name, code, len(v.Open)))
 	}
-	return asciiSafe(fmt.Sprintf("Security posture: %s (%s): %d new, %d fixed, %d still open",
-		name, code, len(v.New), len(v.Fixed), len(v.Open)))
+	var parts []string
+	back := v.Regressed()
+	for _, p := range []struct {
+		n    int
+		what string
+	}{
+		{len(v.New) - back, "new"}, {back, "back again"}, {len(v.Fixed), "fixed"},
+		{len(v.Reopened), "acceptance expired"},
+	} {
+		if p.n > 0 {
+			what := p.what
+			if p.n > 1 && what == "acceptance expired" {
+				what = "acceptances expired"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, what))
+		}
+	}
+	return asciiSafe(fmt.Sprintf("%s%s (%s): %s", changePrefix, name, code, strings.Join(parts, ", ")))
+}
+
+// DigestDue reports whether a run started at t falls on day, a weekday
+// (Mon, Monday, mon …) in t's location: a nightly notify with --digest-day
+// sends the weekly digest on that day only. An empty day is never due.
+func DigestDue(day string, t time.Time) (bool, error) {
+	if day == "" {
+		return false, nil
+	}
+	d, err := ParseWeekday(day)
+	if err != nil {
+		return false, err
+	}
+	return t.Weekday() == d, nil
+}
+
+// ParseWeekday parses a weekday name or its first three letters, in any case.
+func ParseWeekday(s string) (time.Weekday, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		name := strings.ToLower(d.String())
+		if len(s) >= 3 && strings.HasPrefix(name, s) {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("reports: %q is not a weekday (Mon, Tue … Sun)", s)
 }
 
 type emailItem struct {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func emailsByOrg(t *testing.T, es []Email) map[string]Email {
@@ -44,8 +45,12 @@ func TestBuildEmailsOnlyToOrganisationsWithChanges(t *testing.T) {
 		t.Fatalf("emails to %v, want %v", orgs, want)
 	}
 	rj7 := got["RJ7"]
-	if rj7.Subject != "Security posture: St George's University Hospitals (RJ7): 2 new, 1 fixed, 1 still open" {
+	// The subject says what changed, and nothing else.
+	if rj7.Subject != "Security posture: St George's University Hospitals (RJ7): 2 new, 1 fixed" {
 		t.Errorf("subject %q", rj7.Subject)
+	}
+	if s := got["RVR"].Subject; s != "Security posture: Epsom and St Helier University Hospitals (RVR): 1 back again, 1 fixed" {
+		t.Errorf("RVR subject %q", s)
 	}
 	for _, want := range []string{
 		"NEW SINCE THE LAST RUN (2)", "intermediate expired 3 days ago", "FIXED SINCE THE LAST RUN (1)",
@@ -214,6 +219,88 @@ func TestWriteEMLFilesParseBack(t *testing.T) {
 		}
 		if len(raw) > 64<<10 {
 			t.Errorf("%s: %d bytes, want a small email", path, len(raw))
+		}
+	}
+}
+
+func TestEmailSubjectCountsAnExpiredAcceptance(t *testing.T) {
+	src := fixture()
+	// RAX had only a still-open warning (no email); its acceptance of a
+	// failure lapsed at this run.
+	lapsed := fd("RAX", "host", "mail.kingstonhospital.nhs.uk", "tls.min-version", "fail", "reopened", day1, "TLS 1.0 accepted")
+	src.findings[3] = append(src.findings[3], lapsed)
+	es, _ := BuildEmails(mustSummary(t, src), "posture@nhs.net")
+	rax, ok := emailsByOrg(t, es)["RAX"]
+	if !ok {
+		t.Fatal("no email for an organisation whose risk acceptance expired")
+	}
+	if rax.Subject != "Security posture: Kingston Hospital (RAX): 1 acceptance expired" {
+		t.Errorf("subject %q", rax.Subject)
+	}
+	for _, want := range []string{"RISK ACCEPTANCE EXPIRED (1)", "mail.kingstonhospital.nhs.uk", "TLS 1.0 accepted"} {
+		if !strings.Contains(rax.Text, want) {
+			t.Errorf("text lacks %q:\n%s", want, rax.Text)
+		}
+	}
+	if !strings.Contains(rax.HTML, "Risk acceptance expired (1)") {
+		t.Error("HTML lacks the expired acceptance")
+	}
+}
+
+func TestEmailLeavesPendingFailuresOut(t *testing.T) {
+	src := fixture()
+	// Failing, but not yet for long enough: Change and Status empty.
+	pending := fd("RAX", "host", "new.kingstonhospital.nhs.uk", "tls.min-version", "fail", "", time.Time{}, "TLS 1.0 accepted")
+	pending.Status = ""
+	src.findings[3] = append(src.findings[3], pending)
+	es, _ := EmailOptions{From: "posture@nhs.net", Digest: true}.Build(mustSummary(t, src))
+	rax := emailsByOrg(t, es)["RAX"]
+	if strings.Contains(rax.Text, "new.kingstonhospital.nhs.uk") || !strings.Contains(rax.Subject, ": 1 still open") {
+		t.Errorf("a pending failure is reported: %q\n%s", rax.Subject, rax.Text)
+	}
+}
+
+func TestEmailShowsTheBoardScore(t *testing.T) {
+	s := mustSummary(t, fixture())
+	es, _ := BuildEmails(s, "posture@nhs.net")
+	rj7 := emailsByOrg(t, es)["RJ7"]
+	o := s.Org("RJ7")
+	if !o.Score.Valid {
+		t.Fatal("RJ7 has no score")
+	}
+	want := "Your score on the board: " + o.Score.String()
+	if o.Previous.Valid {
+		want += " (previous run: " + o.Previous.String() + ")"
+	}
+	if !strings.Contains(rj7.Text, want+"\n") {
+		t.Errorf("text lacks %q:\n%s", want, rj7.Text)
+	}
+	if !strings.Contains(rj7.HTML, "<b>"+o.Score.String()+"</b>") {
+		t.Error("HTML lacks the score")
+	}
+}
+
+func TestDigestDueOnItsWeekdayOnly(t *testing.T) {
+	mon := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC) // a Monday
+	for _, tc := range []struct {
+		day  string
+		at   time.Time
+		want bool
+		bad  bool
+	}{
+		{"Mon", mon, true, false},
+		{"monday", mon, true, false},
+		{"MON", mon.AddDate(0, 0, 7), true, false},
+		{"Mon", mon.AddDate(0, 0, 1), false, false},
+		{"Tue", mon.AddDate(0, 0, 1), true, false},
+		{"Sun", mon.AddDate(0, 0, -1), true, false},
+		{"", mon, false, false},
+		{"Mo", mon, false, true},
+		{"Funday", mon, false, true},
+	} {
+		got, err := DigestDue(tc.day, tc.at)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("DigestDue(%q, %s) = %v, %v; want %v (error %v)", tc.day, tc.at.Weekday(), got, err, tc.want, tc.bad)
 		}
 	}
 }

@@ -11,28 +11,42 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"log"
+	"maps"
 	"math/big"
 	"net"
 	"net/mail"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
 // sink is a real SMTP server on loopback that keeps what it receives.
 type sink struct {
 	addr string
-	mu   sync.Mutex
-	got  []received
+	// user and pass, when set, are the AUTH PLAIN credentials it accepts
+	// (offered over TLS only, as go-smtp does).
+	user, pass string
+	// onData, when set, sees each message before it is accepted; an error
+	// refuses it (an *smtp.SMTPError is the relay's reply).
+	onData func(n int, data []byte, c *smtp.Conn) error
+
+	mu     sync.Mutex
+	got    []received
+	datas  int // DATA commands seen, accepted or not
+	authed []string
 }
 
 type received struct {
 	from string
 	to   []string
 	tls  bool
+	auth string // the user that authenticated, if any
 	data []byte
 }
 
@@ -43,14 +57,38 @@ func (s *sink) messages() []received {
 }
 
 type sinkSession struct {
-	s   *sink
-	c   *smtp.Conn
-	cur received
+	s    *sink
+	c    *smtp.Conn
+	user string
+	cur  received
 }
 
 func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s, c: c}, nil }
 
+func (ss *sinkSession) AuthMechanisms() []string {
+	if ss.s.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != ss.s.user || pass != ss.s.pass {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
+		}
+		ss.user = user
+		ss.s.mu.Lock()
+		ss.s.authed = append(ss.s.authed, user)
+		ss.s.mu.Unlock()
+		return nil
+	}), nil
+}
+
 func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	if ss.s.user != "" && ss.user == "" {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
 	ss.cur = received{from: from}
 	return nil
 }
@@ -65,8 +103,17 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	ss.s.mu.Lock()
+	ss.s.datas++
+	n := ss.s.datas
+	ss.s.mu.Unlock()
+	if ss.s.onData != nil {
+		if err := ss.s.onData(n, b, ss.c); err != nil {
+			return err
+		}
+	}
 	_, ss.cur.tls = ss.c.TLSConnectionState()
-	ss.cur.data = b
+	ss.cur.data, ss.cur.auth = b, ss.user
 	ss.s.mu.Lock()
 	ss.s.got = append(ss.s.got, ss.cur)
 	ss.s.mu.Unlock()
@@ -76,17 +123,26 @@ func (ss *sinkSession) Data(r io.Reader) error {
 func (ss *sinkSession) Reset()        { ss.cur = received{} }
 func (ss *sinkSession) Logout() error { return nil }
 
+// startSink serves SMTP on loopback: STARTTLS offered when cfg is set.
 func startSink(t *testing.T, cfg *tls.Config) *sink {
+	return serveSink(t, &sink{}, cfg, false)
+}
+
+// serveSink serves s; implicit: TLS from the first byte (cfg required).
+func serveSink(t *testing.T, s *sink, cfg *tls.Config, implicit bool) *sink {
 	t.Helper()
-	s := &sink{}
 	srv := smtp.NewServer(s)
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 5*time.Second, 5*time.Second
 	srv.MaxMessageBytes = 1 << 20
+	srv.ErrorLog = log.New(io.Discard, "", 0) // dropped connections are what some tests do
 	srv.TLSConfig = cfg
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if implicit {
+		l = tls.NewListener(l, cfg)
 	}
 	s.addr = l.Addr().String()
 	go srv.Serve(l)
@@ -159,44 +215,214 @@ func checkOnePerOrg(t *testing.T, s *sink, es []Email) map[string]received {
 	return got
 }
 
-func TestSendDeliversOneMessagePerOrganisation(t *testing.T) {
-	s := startSink(t, nil)
-	es := fixtureEmails(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := Send(ctx, s.addr, es); err != nil {
-		t.Fatal(err)
+func trusting(pool *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: pool} }
+
+func sendCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSendRequiresSTARTTLSByDefault(t *testing.T) {
+	s := startSink(t, nil) // offers no STARTTLS
+	err := Send(sendCtx(t), s.addr, fixtureEmails(t))
+	if !errors.Is(err, ErrNoSTARTTLS) {
+		t.Fatalf("err %v, want ErrNoSTARTTLS", err)
 	}
-	for org, m := range checkOnePerOrg(t, s, es) {
-		if m.tls {
-			t.Errorf("%s: TLS without the server offering STARTTLS", org)
-		}
+	if n := len(s.messages()); n != 0 {
+		t.Errorf("%d messages sent in the clear to a relay without STARTTLS", n)
 	}
 }
 
-func TestSendUsesSTARTTLSWhenOffered(t *testing.T) {
+func TestSendUsesSTARTTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
 	s := startSink(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	es := fixtureEmails(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m := &Mailer{Addr: s.addr, TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}, HELO: "posture.test"}
-	if err := m.Send(ctx, es); err != nil {
+	m := &Mailer{Addr: s.addr, TLSConfig: trusting(pool), HELO: "posture.test"}
+	if err := m.Send(sendCtx(t), es); err != nil {
 		t.Fatal(err)
 	}
 	for org, r := range checkOnePerOrg(t, s, es) {
 		if !r.tls {
-			t.Errorf("%s: delivered without TLS though the server offered STARTTLS", org)
+			t.Errorf("%s: delivered without TLS", org)
+		}
+	}
+}
+
+func TestSendRefusesAnUntrustedCertificate(t *testing.T) {
+	cert, _ := selfSigned(t)
+	for _, mode := range []TLSMode{TLSStartTLS, TLSImplicit} {
+		s := serveSink(t, &sink{}, &tls.Config{Certificates: []tls.Certificate{cert}}, mode == TLSImplicit)
+		err := (&Mailer{Addr: s.addr, TLS: mode}).Send(sendCtx(t), fixtureEmails(t)[:1])
+		var unknown x509.UnknownAuthorityError
+		if !errors.As(err, &unknown) {
+			t.Errorf("%s: err %v, want an unknown authority", mode, err)
+		}
+		if n := len(s.messages()); n != 0 {
+			t.Errorf("%s: %d messages delivered despite the bad certificate", mode, n)
+		}
+	}
+}
+
+func TestSendImplicitTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	s := serveSink(t, &sink{}, &tls.Config{Certificates: []tls.Certificate{cert}}, true)
+	es := fixtureEmails(t)
+	if err := (&Mailer{Addr: s.addr, TLS: TLSImplicit, TLSConfig: trusting(pool)}).Send(sendCtx(t), es); err != nil {
+		t.Fatal(err)
+	}
+	for org, r := range checkOnePerOrg(t, s, es) {
+		if !r.tls {
+			t.Errorf("%s: not over TLS", org)
+		}
+	}
+	// STARTTLS against an implicit-TLS port fails instead of hanging.
+	if err := (&Mailer{Addr: s.addr, TLSConfig: trusting(pool), Timeout: 2 * time.Second}).Send(sendCtx(t), es[:1]); err == nil {
+		t.Error("STARTTLS to an implicit-TLS port succeeded")
+	}
+}
+
+func TestSendInTheClearOnlyWhenChosen(t *testing.T) {
+	s := startSink(t, nil)
+	es := fixtureEmails(t)
+	if err := (&Mailer{Addr: s.addr, TLS: TLSNone}).Send(sendCtx(t), es); err != nil {
+		t.Fatal(err)
+	}
+	for org, r := range checkOnePerOrg(t, s, es) {
+		if r.tls {
+			t.Errorf("%s: TLS though the relay offers none", org)
+		}
+	}
+}
+
+func TestSendAuthPlainOverTLSOnly(t *testing.T) {
+	cert, pool := selfSigned(t)
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	es := fixtureEmails(t)
+	for _, mode := range []TLSMode{TLSStartTLS, TLSImplicit} {
+		s := serveSink(t, &sink{user: "posture", pass: "s3cret pass"}, cfg, mode == TLSImplicit)
+		m := &Mailer{Addr: s.addr, TLS: mode, TLSConfig: trusting(pool), Username: "posture", Password: "s3cret pass"}
+		if err := m.Send(sendCtx(t), es); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		for org, r := range checkOnePerOrg(t, s, es) {
+			if r.auth != "posture" || !r.tls {
+				t.Errorf("%s: %s: auth %q tls %v", mode, org, r.auth, r.tls)
+			}
+		}
+		// One session for the three emails: one AUTH.
+		if len(s.authed) != 1 {
+			t.Errorf("%s: %d AUTHs for one batch", mode, len(s.authed))
+		}
+
+		// A wrong password fails the session: nothing is sent.
+		s2 := serveSink(t, &sink{user: "posture", pass: "right"}, cfg, mode == TLSImplicit)
+		m.Addr, m.Password = s2.addr, "wrong"
+		if err := m.Send(sendCtx(t), es); err == nil || !strings.Contains(err.Error(), "535") {
+			t.Errorf("%s: wrong password: %v, want a 535", mode, err)
+		}
+		if n := len(s2.messages()); n != 0 {
+			t.Errorf("%s: %d messages sent without authenticating", mode, n)
 		}
 	}
 
-	// An untrusted certificate is refused, not silently accepted.
-	s2 := startSink(t, &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err := Send(ctx, s2.addr, es[:1]); err == nil {
-		t.Error("delivered over STARTTLS to an untrusted certificate")
+	// AUTH is never sent in the clear: refused before connecting.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := len(s2.messages()); n != 0 {
-		t.Errorf("%d messages delivered despite the bad certificate", n)
+	defer l.Close()
+	dialled := false
+	m := &Mailer{Addr: l.Addr().String(), TLS: TLSNone, Username: "posture", Password: "x",
+		Dial: func(ctx context.Context, n, a string) (net.Conn, error) {
+			dialled = true
+			return (&net.Dialer{}).DialContext(ctx, n, a)
+		}}
+	if err := m.Send(sendCtx(t), es); err == nil || !strings.Contains(err.Error(), "only over TLS") {
+		t.Errorf("AUTH with --smtp-tls none: %v", err)
+	}
+	if dialled {
+		t.Error("connected to the relay to AUTH in the clear")
+	}
+}
+
+func TestSendRelayWithoutAUTHIsRefusedWhenCredentialsAreSet(t *testing.T) {
+	cert, pool := selfSigned(t)
+	s := startSink(t, &tls.Config{Certificates: []tls.Certificate{cert}})
+	m := &Mailer{Addr: s.addr, TLSConfig: trusting(pool), Username: "posture", Password: "x"}
+	if err := m.Send(sendCtx(t), fixtureEmails(t)); err == nil || !strings.Contains(err.Error(), "AUTH PLAIN") {
+		t.Errorf("err %v, want the missing AUTH PLAIN named", err)
+	}
+	if n := len(s.messages()); n != 0 {
+		t.Errorf("%d sent unauthenticated", n)
+	}
+}
+
+func TestDeliverTemporaryAndPermanentRefusals(t *testing.T) {
+	cert, pool := selfSigned(t)
+	s := &sink{onData: func(n int, data []byte, _ *smtp.Conn) error {
+		switch {
+		case bytes.Contains(data, []byte("X-Posture-Org: RVR")) && n < 4:
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		case bytes.Contains(data, []byte("X-Posture-Org: RYJ")):
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected"}
+		}
+		return nil
+	}}
+	serveSink(t, s, &tls.Config{Certificates: []tls.Certificate{cert}}, false)
+	var msgs []Message
+	for _, e := range fixtureEmails(t) {
+		m, err := e.Message()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	m := &Mailer{Addr: s.addr, TLSConfig: trusting(pool)}
+	outcome := map[string]string{}
+	deliver := func(ms []Message) {
+		t.Helper()
+		if err := m.Deliver(sendCtx(t), ms, func(msg Message, err error) error {
+			var se *SendError
+			switch {
+			case err == nil:
+				outcome[msg.ID] = "sent"
+			case errors.As(err, &se) && se.Permanent:
+				outcome[msg.ID] = "permanent"
+			case errors.As(err, &se):
+				outcome[msg.ID] = "temporary"
+			default:
+				t.Errorf("%s: %v is not a *SendError", msg.ID, err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver(msgs)
+	want := map[string]string{}
+	var rvr Message
+	for _, m := range msgs {
+		switch {
+		case strings.Contains(m.ID, "RVR"):
+			want[m.ID], rvr = "temporary", m
+		case strings.Contains(m.ID, "RYJ"):
+			want[m.ID] = "permanent"
+		default:
+			want[m.ID] = "sent"
+		}
+	}
+	if !maps.Equal(outcome, want) {
+		t.Fatalf("outcomes %v, want %v", outcome, want)
+	}
+	// The 4xx is retried later (the outbox's next notify) and accepted.
+	deliver([]Message{rvr})
+	if outcome[rvr.ID] != "sent" {
+		t.Errorf("retry of the 4xx: %s", outcome[rvr.ID])
+	}
+	got := s.messages()
+	if len(got) != 2 {
+		t.Errorf("%d accepted, want 2", len(got))
 	}
 }
 
@@ -234,10 +460,10 @@ func TestSendTimesOutOnAStalledServer(t *testing.T) {
 		t.Fatal("no error from a server that never answers")
 	}
 	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("took %v for two emails with a 200ms timeout each", el)
+		t.Errorf("took %v with a 200ms timeout", el)
 	}
 
-	// A cancelled context stops before the next email.
+	// A cancelled context stops before connecting.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := m.Send(ctx, es); !errors.Is(err, context.Canceled) {
@@ -246,9 +472,13 @@ func TestSendTimesOutOnAStalledServer(t *testing.T) {
 }
 
 func TestSendRejectsABadAddress(t *testing.T) {
+	es := fixtureEmails(t)[:1]
 	for _, addr := range []string{"", "localhost", "localhost:0", "localhost:smtp"} {
-		if err := Send(context.Background(), addr, nil); err == nil {
+		if err := Send(context.Background(), addr, es); err == nil {
 			t.Errorf("%q: no error", addr)
 		}
+	}
+	if _, err := ParseTLSMode("ssl"); err == nil {
+		t.Error("--smtp-tls ssl accepted")
 	}
 }
