@@ -83,6 +83,8 @@ type Dashboard struct {
 	mu  sync.Mutex // held while a summary builds: one build at a time
 	key string     // what the cached summary was built from
 	sum *reports.Summary
+	// page is the summary's rendered board, kept with it.
+	page []byte
 }
 
 // New returns the dashboard over st, titling checks from the catalogue.
@@ -147,7 +149,7 @@ func (d *Dashboard) summary(ctx context.Context) (*reports.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.sum, d.key = s, key
+	d.sum, d.key, d.page = s, key, nil
 	return s, nil
 }
 
@@ -161,12 +163,23 @@ func (d *Dashboard) board(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	var b bytes.Buffer
-	if err := reports.WriteBoardWith(&b, s, d.links()); err != nil {
-		d.fail(w, r, err)
-		return
+	d.mu.Lock()
+	page := d.page
+	d.mu.Unlock()
+	if page == nil {
+		var b bytes.Buffer
+		if err := reports.WriteBoardWith(&b, s, d.links()); err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		page = b.Bytes()
+		d.mu.Lock()
+		if d.sum == s {
+			d.page = page
+		}
+		d.mu.Unlock()
 	}
-	d.writeReport(w, b.Bytes(), "")
+	d.writeReport(w, page, "")
 }
 
 func (d *Dashboard) org(w http.ResponseWriter, r *http.Request) {
@@ -195,12 +208,17 @@ func (d *Dashboard) writeReport(w http.ResponseWriter, page []byte, q string) {
 	if err := pages.ExecuteTemplate(&bar, "bar", q); err != nil {
 		d.log.Error("dashboard: render bar", "err", err)
 	}
-	if i := bytes.Index(page, []byte("<body>")); i >= 0 {
+	i := bytes.Index(page, []byte("<body>"))
+	if i >= 0 {
 		i += len("<body>")
-		page = append(page[:i:i], append(bar.Bytes(), page[i:]...)...)
+	} else {
+		i = 0
 	}
+	// page may be the cached board: written around, never changed.
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(page)
+	w.Write(page[:i])
+	w.Write(bar.Bytes())
+	w.Write(page[i:])
 }
 
 // findingIDPattern is check.FindingID's shape.

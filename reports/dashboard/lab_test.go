@@ -50,7 +50,7 @@ var (
 // labFixture scans the tiny lab twice (once, for the whole package) and
 // returns the store. A risk acceptance is recorded on one failing finding
 // between the runs.
-func labFixture(t *testing.T) *fixture {
+func labFixture(t testing.TB) *fixture {
 	t.Helper()
 	fixOnce.Do(fix.build)
 	if fix.err != nil {

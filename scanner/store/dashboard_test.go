@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nhsx/posture/checks/check"
@@ -143,5 +144,34 @@ func TestSearchAssetsMatchesPartOfTheName(t *testing.T) {
 	page, total, err := s.SearchAssets(ctx, r.ID, ".nhs.uk", 2, 2)
 	if err != nil || total != len(names) || len(page) != 2 {
 		t.Errorf("page 2 of 2: %d hits, total %d, err %v", len(page), total, err)
+	}
+}
+
+// TestFindingHistoryUsesTheRunIndex: a finding's history seeks each run in
+// findings_run rather than scanning every finding ever stored (a year of
+// nights over a national estate is tens of millions of rows).
+func TestFindingHistoryUsesTheRunIndex(t *testing.T) {
+	s, _ := openTemp(t)
+	rows, err := s.r.Query(`EXPLAIN QUERY PLAN SELECT r.id FROM runs r CROSS JOIN findings f
+		ON f.run_id = r.id AND f.finding_id = ? GROUP BY r.id`, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	joined := fmt.Sprint(plan)
+	if !strings.Contains(joined, "SEARCH f USING COVERING INDEX findings_run") && !strings.Contains(joined, "SEARCH f USING INDEX findings_run") {
+		t.Errorf("the history query does not seek findings_run: %s", joined)
+	}
+	if strings.Contains(joined, "SCAN f") {
+		t.Errorf("the history query scans the findings: %s", joined)
 	}
 }
