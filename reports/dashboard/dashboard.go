@@ -70,6 +70,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"firstN":      func(n int, fs []store.Finding) []store.Finding { return fs[:min(n, len(fs))] },
 	"remaining":   func(n int, fs []store.Finding) int { return max(len(fs)-n, 0) },
 	"severityCls": func(s check.Severity) string { return "sev-" + string(s) },
+	"lifeStatus":  lifeStatus,
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
 // Dashboard is the read-only handler.
@@ -462,6 +463,20 @@ func outcomeLabel(o check.Outcome) string {
 		return "Not applicable"
 	}
 	return "–"
+}
+
+func lifeStatus(s store.LifeStatus) string {
+	switch s {
+	case store.StatusOpen:
+		return "Open"
+	case store.StatusPending:
+		return "Pending: failing, but not yet for the runs the lifecycle waits before it announces a change"
+	case store.StatusAccepted:
+		return "Accepted: a risk acceptance is in force"
+	case store.StatusResolved:
+		return "Resolved"
+	}
+	return string(s)
 }
 
 // clip bounds a text to n runes, saying so.

@@ -377,7 +377,7 @@ func TestFindingPageShowsItsHistoryAndLifecycle(t *testing.T) {
 		t.Errorf("the history shows %d failing runs, want %d", n, len(f.runs))
 	}
 	life := between(body, "<h2>Lifecycle</h2>", "</section>")
-	for _, want := range []string{"accepted", "run " + fmt.Sprint(f.runs[0]), "In force until", "Board &lt;b&gt;risk&lt;/b&gt; panel"} {
+	for _, want := range []string{"Accepted: a risk acceptance is in force", "run " + fmt.Sprint(f.runs[0]), "In force until", "Board &lt;b&gt;risk&lt;/b&gt; panel"} {
 		if !strings.Contains(life, want) {
 			t.Errorf("the lifecycle lacks %q:\n%s", want, life)
 		}

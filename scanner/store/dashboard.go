@@ -79,43 +79,44 @@ func (s *Store) FindingHistory(ctx context.Context, id string, limit, offset int
 	return out, total, nil
 }
 
-// LifeOf returns the lifecycle of one finding id, or ErrNotFound if it has
-// never failed or warned in a completed run.
+// LifeOf returns the lifecycle of one finding id (as Lifecycle gives it,
+// with the latest acceptance that covers it, pattern or single), or
+// ErrNotFound if it has never failed or warned in a completed run.
 func (s *Store) LifeOf(ctx context.Context, id string) (Life, error) {
+	wrap := func(err error) error { return fmt.Errorf("store: lifecycle of finding %s: %w", id, err) }
 	var (
-		l                        Life
-		first, last              string
-		resRun                   sql.NullInt64
-		resAt, reason, until, by sql.NullString
-		accAt                    sql.NullString
+		l            Life
+		first, last  string
+		resRun       sql.NullInt64
+		resAt, opend sql.NullString
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT l.finding_id, l.check_id, l.rule, l.asset_kind, l.asset_name,
-		l.asset_org, l.asset_domain, l.status, l.first_seen_run, l.first_seen, l.last_seen_run, l.last_seen,
-		l.resolved_run, l.resolved_at, l.regressions, l.last_run, l.last_outcome, l.last_severity,
-		a.reason, a.until, a.accepted_by, a.accepted_at
-		FROM lifecycle l LEFT JOIN acceptances a USING (finding_id) WHERE l.finding_id = ?`, id).Scan(
+	err := s.r.QueryRowContext(ctx, `SELECT finding_id, check_id, rule, asset_kind, asset_name,
+		asset_org, asset_domain, status, first_seen_run, first_seen, last_seen_run, last_seen,
+		resolved_run, resolved_at, regressions, last_run, last_outcome, last_severity,
+		fail_streak, pass_streak, opened_at FROM lifecycle WHERE finding_id = ?`, id).Scan(
 		&l.FindingID, &l.CheckID, &l.Rule, &l.Asset.Kind, &l.Asset.Name, &l.Asset.Org, &l.Asset.Domain, &l.Status,
 		&l.FirstSeenRun, &first, &l.LastSeenRun, &last, &resRun, &resAt, &l.Regressions, &l.LastRun,
-		&l.LastOutcome, &l.LastSeverity, &reason, &until, &by, &accAt)
+		&l.LastOutcome, &l.LastSeverity, &l.FailStreak, &l.PassStreak, &opend)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
 	if err != nil {
-		return Life{}, fmt.Errorf("store: lifecycle of finding %s: %w", id, err)
+		return Life{}, wrap(err)
 	}
 	l.ResolvedRun = resRun.Int64
-	var errs [5]error
+	var errs [4]error
 	l.FirstSeen, errs[0] = parseTime(first)
 	l.LastSeen, errs[1] = parseTime(last)
 	l.ResolvedAt, errs[2] = parseNullTime(resAt)
-	if reason.Valid {
-		l.Acceptance = &Acceptance{Reason: reason.String, By: by.String}
-		l.Acceptance.Until, errs[3] = parseNullTime(until)
-		l.Acceptance.At, errs[4] = parseNullTime(accAt)
-	}
+	l.OpenedAt, errs[3] = parseNullTime(opend)
 	if err := errors.Join(errs[:]...); err != nil {
-		return Life{}, fmt.Errorf("store: lifecycle of finding %s: %w", id, err)
+		return Life{}, wrap(err)
 	}
+	accs, err := loadAcceptances(ctx, s.r)
+	if err != nil {
+		return Life{}, wrap(err)
+	}
+	l.Acceptance = covering(accs, l.FindingID, l.CheckID, l.Asset.Name, nil)
 	return l, nil
 }
 
@@ -243,15 +244,16 @@ func (s *Store) SearchAssets(ctx context.Context, runID int64, q string, limit, 
 }
 
 // AcceptanceStamp changes whenever a risk acceptance is recorded or
-// changed: with the newest complete run, it tells a cached summary that it
+// revoked: with the newest complete run, it tells a cached summary that it
 // is stale.
 func (s *Store) AcceptanceStamp(ctx context.Context) (string, error) {
-	var n int
-	var at sql.NullString
-	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*), MAX(accepted_at) FROM acceptances").Scan(&n, &at); err != nil {
+	var n, revoked int
+	var at, rev sql.NullString
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*), MAX(accepted_at), COUNT(revoked_at), MAX(revoked_at)
+		FROM risk_acceptances`).Scan(&n, &at, &revoked, &rev); err != nil {
 		return "", fmt.Errorf("store: acceptance stamp: %w", err)
 	}
-	return fmt.Sprintf("%d/%s", n, at.String), nil
+	return fmt.Sprintf("%d/%s/%d/%s", n, at.String, revoked, rev.String), nil
 }
 
 // escapeLike escapes LIKE's wildcards (with ESCAPE '\').
