@@ -114,3 +114,36 @@ func (s source) Resolved(ctx context.Context, runID int64) ([]reports.Finding, e
 	}
 	return out, nil
 }
+
+// The store's score rollups (reports.ScoreStore), so that trends read a
+// few rows a run. PutScores is the dashboard's only write: a run's derived
+// rollups, stored when a summary finds them missing (a database from
+// before rollups), exactly as `posture report` stores them.
+
+func (s source) ScoredRuns(ctx context.Context) (map[int64]int, error) {
+	return s.st.ScoredRuns(ctx)
+}
+
+func (s source) ScoreRows(ctx context.Context, q reports.ScoreQuery) ([]reports.ScoreRow, error) {
+	rows, err := s.st.Scores(ctx, store.ScoreQuery{Runs: q.Runs, Orgs: q.Orgs, Standards: q.Standards})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]reports.ScoreRow, len(rows))
+	for i, r := range rows {
+		out[i] = reports.ScoreRow{RunID: r.RunID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
+			Tally: reports.Tally{Earned: r.Earned, Possible: r.Possible, Counts: reports.Counts{Pass: r.Pass, Warn: r.Warn,
+				Fail: r.Fail, Unknown: r.Unknown, NA: r.NA, Accepted: r.Accepted}}}
+	}
+	return out, nil
+}
+
+func (s source) PutScores(ctx context.Context, runID int64, version int, rows []reports.ScoreRow) error {
+	out := make([]store.Score, len(rows))
+	for i, r := range rows {
+		out[i] = store.Score{RunID: runID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
+			Earned: r.Earned, Possible: r.Possible, Pass: r.Pass, Warn: r.Warn, Fail: r.Fail, Unknown: r.Unknown,
+			NA: r.NA, Accepted: r.Accepted}
+	}
+	return s.st.PutScores(ctx, runID, version, out)
+}
