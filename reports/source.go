@@ -47,7 +47,18 @@ const (
 	ChangeRegressed = "regressed"  // failing again after it had been resolved
 	ChangeStillOpen = "still-open" // failing in both runs
 	ChangeResolved  = "resolved"   // failing before, passing now
+	// ChangeReopened: open, and the risk acceptance that covered it lapsed
+	// (or was revoked): the organisation must be told.
+	ChangeReopened = "reopened"
 )
+
+// Acceptance is the risk acceptance of a finding: the one in force, or for
+// a re-opened finding the one that lapsed.
+type Acceptance struct {
+	Reason string    `json:"reason"`
+	By     string    `json:"by"`
+	Until  time.Time `json:"until"`
+}
 
 // Finding is a check finding with its lifecycle, as the store keeps it.
 type Finding struct {
@@ -59,8 +70,18 @@ type Finding struct {
 	FirstSeen time.Time `json:"first_seen,omitzero"`
 	Status    string    `json:"status,omitempty"` // open | resolved | accepted
 	// Change since the previous run: new | regressed | still-open |
-	// resolved, or "" (pass, n/a or unknown with no failing history).
+	// resolved | reopened, or "" (pass, n/a or unknown with no failing
+	// history, or failing but pending: not yet for the runs the lifecycle
+	// holds a change before it announces it; then Status is "" too).
 	Change string `json:"change,omitempty"`
+	// LastSeen is when it last failed or warned.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// DaysOpen is how many whole days it had been open when the run
+	// completed (resolved: how long it was open until fixed); 0 if not open.
+	DaysOpen int `json:"days_open,omitempty"`
+	// Regressions is how many times it came back after being resolved.
+	Regressions int         `json:"regressions,omitempty"`
+	Acceptance  *Acceptance `json:"acceptance,omitempty"`
 }
 
 // Source is what reports read from the store.

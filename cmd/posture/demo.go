@@ -25,7 +25,7 @@ import (
 
 func demoCmd(g *globals) *cobra.Command {
 	var dir string
-	var hosts int
+	var hosts, hold int
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "The whole pipeline on the lab, offline: lab → discover → scan → store → reports → emails",
@@ -34,15 +34,23 @@ func demoCmd(g *globals) *cobra.Command {
 			if hosts < 0 {
 				return usagef("--hosts must be 0 (one domain per lab behaviour) or more")
 			}
-			return demo(cmd.Context(), g, dir, hosts)
+			if err := checkHold(hold, false); err != nil {
+				return err
+			}
+			return demo(cmd.Context(), g, dir, hosts, hold)
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", "posture-demo", "where to write the database, reports and emails")
 	c.Flags().IntVar(&hosts, "hosts", 0, "lab domains (0: one per lab behaviour)")
+	// The demo has two nights, and night 1 is the baseline: with scan's
+	// default hold of 2, night 2's changes would not be announced yet. A
+	// third night would cost another scan of the whole lab; hold 1 costs
+	// nothing and is said on the first line.
+	holdFlag(c.Flags(), &hold, 1, " (the demo's default is 1, so that its second night shows changes; posture scan's is 2)")
 	return c
 }
 
-func demo(ctx context.Context, g *globals, dir string, hosts int) error {
+func demo(ctx context.Context, g *globals, dir string, hosts, hold int) error {
 	start := time.Now()
 	mailDir := filepath.Join(dir, "mail")
 	os.RemoveAll(mailDir) // each demo starts afresh
@@ -75,6 +83,9 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		return err
 	}
 	defer st.Close()
+	if err := setHold(st, hold); err != nil {
+		return err
+	}
 	if err := useSecretKey(dbPath); err != nil {
 		return err
 	}
@@ -101,6 +112,8 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 	}
 	fmt.Fprintf(g.stdout, "posture demo: a lab of %d domains owned by NHS trusts (%d organisations with their ICBs and regions)\n",
 		domains, len(e.Organisations))
+	fmt.Fprintf(g.stdout, "lifecycle: night 1 is the baseline (nothing is new on a first run); a change is announced once it held for %d night(s) (--hold; posture scan's default is %d)\n",
+		hold, store.DefaultHold)
 
 	// Two nights: the lab changes in between (trusts fix things, one
 	// regresses), so the second night's report and emails show what changed.
@@ -139,7 +152,9 @@ func demo(ctx context.Context, g *globals, dir string, hosts int) error {
 		if err := writeFile(g.stdout, jsonlPath, func(w io.Writer) error { return reports.WriteJSONL(w, fs) }); err != nil {
 			return err
 		}
-		mails, err := reports.BuildEmails(s, "posture@nhs.net")
+		// Night 1 is the baseline: nothing is new, so each organisation
+		// gets its starting position as a digest.
+		mails, err := reports.EmailOptions{From: "posture@nhs.net", Digest: night == 1}.Build(s)
 		if err != nil {
 			return err
 		}

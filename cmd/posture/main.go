@@ -86,6 +86,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		exportCmd(g),
 		notifyCmd(g),
 		acceptCmd(g),
+		acceptancesCmd(g),
 		checksCmd(g),
 		estateCmd(g),
 		nucleiWorkerCmd(g),

@@ -14,12 +14,16 @@ import (
 
 func reevalCmd(g *globals) *cobra.Command {
 	var db, policy, caFile, trustAnchor, hstsPreload string
+	var hold int
 	c := &cobra.Command{
 		Use:   "reeval",
 		Short: "Re-apply a policy to the newest run's stored evidence (no network)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := checkHold(hold, true); err != nil {
+				return err
+			}
 			pol := check.DefaultPolicy()
 			if policy != "" {
 				var err error
@@ -48,6 +52,9 @@ func reevalCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if err := setHold(st, hold); err != nil {
+				return err
+			}
 			runs, err := st.Runs(ctx)
 			if err != nil {
 				return err
@@ -111,6 +118,7 @@ func reevalCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&db, "db", "posture.db", "SQLite database")
+	holdFlag(c.Flags(), &hold, 0, "; the lifecycle is rebuilt with it for every run (0: each run's own)")
 	c.Flags().StringVar(&policy, "policy", "", "policy file (YAML); default: the built-in policy")
 	c.Flags().StringVar(&trustAnchor, "trust-anchor", "", "DNSSEC trust anchors (DS or DNSKEY records in zone-file form) to judge dns.dnssec with, replacing the built-in root anchors")
 	c.Flags().StringVar(&caFile, "ca-file", "", "extra trusted CA certificates (PEM), besides the system roots and those the run was scanned with")

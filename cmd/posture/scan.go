@@ -49,6 +49,7 @@ type scanFlags struct {
 	ctRefresh                            time.Duration
 	axfr                                 bool
 	hstsPreload                          string
+	hold                                 int // lifecycle: runs a change must hold (hold.go)
 }
 
 func scanCmd(g *globals) *cobra.Command {
@@ -88,6 +89,7 @@ func (f *scanFlags) register(fl *pflag.FlagSet) {
 	f.nuclei.register(fl)
 	fl.StringVar(&f.estate, "estate", "", "estate file (default: the embedded national estate)")
 	fl.StringVar(&f.db, "db", "posture.db", "SQLite database")
+	holdFlag(fl, &f.hold, store.DefaultHold, "")
 	fl.StringVar(&f.resolver, "resolver", "", "recursive resolver IP:PORT (default: /etc/resolv.conf)")
 	fl.StringVar(&f.caFile, "ca-file", "", "extra trusted CA certificates (PEM), added to the system roots")
 	fl.StringVar(&f.policy, "policy", "", "policy file (YAML) overriding thresholds and severities")
@@ -120,6 +122,9 @@ type afterRun func(ctx context.Context, st *store.Store, stats *scanner.Stats) e
 // completed, its scores and then after (serve: notify). The caller holds
 // the scan lock (store.LockScans).
 func runPipeline(ctx context.Context, g *globals, f *scanFlags, st *store.Store, cfg *scanner.Config, after afterRun) (*scanner.Stats, error) {
+	if err := setHold(st, f.hold); err != nil {
+		return nil, err
+	}
 	f.ghCache.st = st // the GitHub ETag cache lives in the database
 	if err := useSecretKey(f.db); err != nil {
 		return nil, err
@@ -176,6 +181,9 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 	}
 	roots, caPEM, err := loadRoots(f.caFile)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkHold(f.hold, false); err != nil {
 		return nil, err
 	}
 	if f.concurrency < 1 || f.perIP < 1 || f.perDomain < 1 {
