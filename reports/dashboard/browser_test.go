@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"fmt"
 	"os"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// clip is the height of each screenshot: the top of the page, as the
 	// README shows it (the summary of even the tiny lab is metres long).
-	clip := map[string]int{"summary": 1800, "org": 1800, "finding": 2400, "search": 1400}
+	clip := map[string]int{"summary": 1800, "org": 1800, "finding": 2400, "search": 1400, "search-hostile": 600}
 	open := func(name, url string, want ...string) *browsertest.Page {
 		t.Helper()
 		p, err := b.Open(url)
@@ -68,12 +69,33 @@ func TestDashboardInChromium(t *testing.T) {
 		if r := p.RequestsNotTo(srv.URL + "/"); len(r) > 0 {
 			t.Errorf("%s requested beyond the dashboard: %v", name, r)
 		}
+		// Nothing that could run script, load or navigate, but the
+		// dashboard's own search form (GET /search).
+		active, err := p.InertDOM()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		var forms []string
+		if err := p.Eval(`Array.from(document.forms, f => f.getAttribute("method") + " " + f.getAttribute("action"))`, &forms); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if len(forms) != 1 || forms[0] != "get /search" {
+			t.Errorf("%s: forms %q, want only the search (get /search)", name, forms)
+		}
+		for _, a := range active {
+			if a != "<form>" {
+				t.Errorf("%s holds an active element or attribute: %s", name, a)
+			}
+		}
 		// After the checks: cut the page to its top for the picture.
 		if err := p.Eval(fmt.Sprintf(`(() => { for (const e of [document.documentElement, document.body]) {
 			e.style.maxHeight = "%dpx"; e.style.overflow = "hidden" } return true })()`, clip[name]), nil); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 		path := filepath.Join(dir, "dashboard-"+name+".png")
+		if strings.HasSuffix(name, "-hostile") { // not a picture for the README
+			path = filepath.Join(t.TempDir(), name+".png")
+		}
 		if err := p.Screenshot(path); err != nil {
 			t.Errorf("%s: %v", name, err)
 		} else if st, err := os.Stat(path); err != nil || st.Size() < 10_000 {
@@ -95,5 +117,8 @@ func TestDashboardInChromium(t *testing.T) {
 	open("finding", findingURL, "xss.lab-web-hostile.nhs.uk", "Evidence", "History", "Lifecycle",
 		lab.HostileScript, `"Strict-Transport-Security"`)
 	open("search", srv.URL+"/search?q=secrets-live", "lab-ry9/secrets-live-deploy-keys", "Search")
+	// A search is reflected: as text.
+	hostile := `"><script>alert(3)</script><img src=x onerror=alert(4)>`
+	open("search-hostile", srv.URL+"/search?q="+url.QueryEscape(hostile), hostile)
 	t.Logf("screenshots in %s", dir)
 }
