@@ -2,8 +2,8 @@ package dashboard_test
 
 import (
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
