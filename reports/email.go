@@ -107,7 +107,7 @@ func (o EmailOptions) Build(s *Summary) ([]Email, error) {
 		var to []string
 		for _, c := range org.Contacts {
 			a, err := mail.ParseAddress(headerSafe(c))
-			if err != nil || strings.ContainsAny(c, "\r\n") {
+			if err != nil || strings.ContainsAny(c, "\r\n") || !plainAddress(a.Address) {
 				errs = append(errs, fmt.Errorf("reports: %s: contact %q is not an email address", headerSafe(org.Code), headerSafe(c)))
 				continue
 			}
@@ -239,6 +239,46 @@ type emailItem struct {
 	V    *emailView
 	F    Finding
 	Full bool // show what we saw as well as what to do
+}
+
+// plainAddress accepts the addresses organisations have: ASCII, a dot-atom
+// local part and a host name. net/mail also accepts quoted local parts and
+// odd domains ("a@b.nhs.uk=?UTF-8?B?…?=", `", evil@x, "@b.nhs.uk`), which
+// estate data has no need of and which other software may misread.
+func plainAddress(addr string) bool {
+	local, domain, ok := strings.Cut(addr, "@")
+	// An encoded word is not allowed in an address (RFC 2047 §5), and a
+	// client that decoded one anyway would show what it hides.
+	if !ok || len(addr) > 254 || len(local) == 0 || len(local) > 64 || strings.Contains(local, "=?") {
+		return false
+	}
+	for _, atom := range strings.Split(local, ".") {
+		if atom == "" {
+			return false
+		}
+		for i := 0; i < len(atom); i++ {
+			c := atom[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0) {
+				return false
+			}
+		}
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func domainOf(addr string) string {
