@@ -212,15 +212,27 @@ func (s *Store) SearchAssets(ctx context.Context, runID int64, q string, limit, 
 		return nil, total, nil
 	}
 	keys := make([]any, 0, len(hits)+1)
-	keys = append(keys, runID)
+	keys = append(keys, sql.Named("run", runID))
 	for _, h := range hits {
 		keys = append(keys, h.Asset.Key())
 	}
-	rows, err = s.r.QueryContext(ctx, `SELECT finding_id, check_id, rule, asset_kind, asset_name, asset_org,
-		asset_domain, asset_source, outcome, severity, message, reason, asset_key FROM findings
-		WHERE run_id = ? AND asset_key IN (?`+strings.Repeat(", ?", len(hits)-1)+`)
-		ORDER BY `+outcomeRank+` DESC, CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3
-		WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END DESC, check_id, rule`, keys...)
+	// Seeks in the evidence's (run_id, check_id, asset_key) index: the
+	// run's collector ids, each found by a seek past the last (a skip
+	// scan), times the assets; then each job's findings by evidence id.
+	// Reading the run's findings instead costs a run's worth of rows.
+	rows, err = s.r.QueryContext(ctx, `WITH RECURSIVE cid(id) AS (
+			SELECT (SELECT MIN(check_id) FROM evidence WHERE run_id = :run)
+			UNION ALL
+			SELECT (SELECT MIN(check_id) FROM evidence WHERE run_id = :run AND check_id > cid.id)
+			FROM cid WHERE cid.id IS NOT NULL)
+		SELECT f.finding_id, f.check_id, f.rule, f.asset_kind, f.asset_name, f.asset_org, f.asset_domain,
+			f.asset_source, f.outcome, f.severity, f.message, f.reason, f.asset_key
+		FROM cid CROSS JOIN evidence e ON e.run_id = :run AND e.check_id = cid.id
+			AND e.asset_key IN (?`+strings.Repeat(", ?", len(hits)-1)+`)
+		JOIN findings f ON f.evidence_id = e.id
+		ORDER BY CASE f.outcome WHEN 'fail' THEN 5 WHEN 'warn' THEN 4 WHEN 'unknown' THEN 3 WHEN 'pass' THEN 2 ELSE 1 END DESC,
+		CASE f.severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END DESC,
+		f.check_id, f.rule`, keys...)
 	if err != nil {
 		return nil, 0, wrap(err)
 	}

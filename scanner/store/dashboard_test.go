@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nhsx/posture/checks/check"
 )
@@ -173,5 +174,98 @@ func TestFindingHistoryUsesTheRunIndex(t *testing.T) {
 	}
 	if strings.Contains(joined, "SCAN f") {
 		t.Errorf("the history query scans the findings: %s", joined)
+	}
+}
+
+// BenchmarkSearchAssets searches a run of 20,000 hosts with five
+// collectors' evidence and findings each (100,000 findings).
+func BenchmarkSearchAssets(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir()+"/posture.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r, _, err := s.BeginRun(ctx, "bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 20000 {
+		a := check.Asset{Kind: check.KindHost, Name: fmt.Sprintf("h%d.example%d.nhs.uk", i, i%1300), Org: "RXX"}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO assets (run_id, kind, name, org) VALUES (?, 'host', ?, 'RXX')", r.ID, a.Name); err != nil {
+			b.Fatal(err)
+		}
+		for k := range 5 {
+			var evID int64
+			if err := tx.QueryRowContext(ctx, `INSERT INTO evidence (run_id, check_id, asset_key, asset_kind,
+				asset_name, collected_at) VALUES (?, ?, ?, 'host', ?, '') RETURNING id`,
+				r.ID, fmt.Sprint("c", k), a.Key(), a.Name).Scan(&evID); err != nil {
+				b.Fatal(err)
+			}
+			if err := replaceFindings(ctx, tx, r.ID, evID, []check.Finding{finding(fmt.Sprint("c", k), a, check.Fail)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{"h12345.", "example7", "nothing"} {
+		b.Run(q, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := s.SearchAssets(ctx, r.ID, q, 25, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFindingHistory reads one finding's history over 365 runs of
+// 200 findings each: a seek a run.
+func BenchmarkFindingHistory(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir()+"/posture.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var id string
+	for n := range 365 {
+		res, err := tx.ExecContext(ctx, "INSERT INTO runs (key, status, started_at, seq) VALUES ('k', 'complete', ?, ?)",
+			fmtTime(time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC).AddDate(0, 0, n)), n+1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run, _ := res.LastInsertId()
+		for i := range 200 {
+			a := check.Asset{Kind: check.KindHost, Name: fmt.Sprintf("h%d.example.nhs.uk", i)}
+			var evID int64
+			if err := tx.QueryRowContext(ctx, `INSERT INTO evidence (run_id, check_id, asset_key, asset_kind,
+				asset_name, collected_at) VALUES (?, 'c', ?, 'host', ?, '') RETURNING id`, run, a.Key(), a.Name).Scan(&evID); err != nil {
+				b.Fatal(err)
+			}
+			f := finding("c", a, check.Fail)
+			id = f.ID()
+			if err := replaceFindings(ctx, tx, run, evID, []check.Finding{f}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, total, err := s.FindingHistory(ctx, id, 50, 0); err != nil || total != 365 {
+			b.Fatal(total, err)
+		}
 	}
 }
