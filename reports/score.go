@@ -134,11 +134,11 @@ func (sc *scorer) of(f Finding) (int64, []string) {
 }
 
 // computeScores is the one place scores are computed: every organisation's
-// own tallies (its own assets) from a run's findings, by standard. Rolling
+// own tallies (its own assets) from a run's cells (tally), by standard. Rolling
 // them up the hierarchy is rollUp's.
-func computeScores(fs []Finding, sc *scorer) map[string]Tallies {
+func computeScores(cells map[cellKey]*cell, sc *scorer) map[string]Tallies {
 	own := map[string]Tallies{}
-	for k, c := range tally(fs) {
+	for k, c := range cells {
 		ts := own[k.org]
 		if ts == nil {
 			ts = Tallies{}

@@ -55,7 +55,7 @@ func runScores(runID int64, fs []Finding, orgs []Org, sc *scorer) []ScoreRow {
 		}
 	}
 	t := buildTree(orgs, codes)
-	total, nation := rollUp(computeScores(fs, sc), t.order, t.parent)
+	total, nation := rollUp(computeScores(tally(fs), sc), t.order, t.parent)
 	return scoreRows(runID, t, total, nation)
 }
 
@@ -148,8 +148,12 @@ func (s *Summary) history(ctx context.Context, src Source, orgs []Org, older []R
 		if err := s.backfill(ctx, src, ss, orgs, window); err != nil {
 			return err
 		}
-		q := []ScoreQuery{{Runs: ids, Orgs: []string{""}, Standards: standardKeys()}, {Runs: compare}}
+		// The nation on every standard at every run; every organisation
+		// at the runs compared with: on every check for the board, on
+		// every standard too for organisation pages.
+		q := []ScoreQuery{{Runs: ids, Orgs: []string{""}, Standards: standardKeys()}, {Runs: compare, Standards: []string{AllChecks}}}
 		if o.OrgTrends {
+			q[1].Standards = nil
 			q = append(q, ScoreQuery{Runs: ids, Standards: []string{AllChecks}})
 		}
 		for _, q := range q {

@@ -378,13 +378,21 @@ func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, 
 	if err != nil {
 		return nil, fmt.Errorf("reports: organisations: %w", err)
 	}
+	// The run's findings and what it resolved are read at once: on a
+	// national store each is a second of database work.
+	var resolved []Finding
+	resErr := make(chan error, 1)
+	go func() {
+		var err error
+		resolved, err = src.Resolved(ctx, s.Run.ID)
+		resErr <- err
+	}()
 	cur, err := findingsOf(ctx, src, s.Run.ID)
+	if rerr := <-resErr; err == nil && rerr != nil {
+		err = fmt.Errorf("reports: resolved at run %d: %w", s.Run.ID, rerr)
+	}
 	if err != nil {
 		return nil, err
-	}
-	resolved, err := src.Resolved(ctx, s.Run.ID)
-	if err != nil {
-		return nil, fmt.Errorf("reports: resolved at run %d: %w", s.Run.ID, err)
 	}
 	normalise(resolved)
 	if !hasLifecycle(cur) && len(resolved) == 0 {
@@ -449,7 +457,8 @@ func (s *Summary) count(orgs []Org) {
 		n.ByCheck = map[string]Counts{}
 		assets[n.Code] = map[string]bool{}
 	}
-	for k, c := range tally(s.Findings) {
+	cells := tally(s.Findings)
+	for k, c := range cells {
 		n := s.byCode[k.org]
 		n.Own.add(c.worst, c.accepted)
 		bc := n.ByCheck[k.check]
@@ -484,7 +493,7 @@ func (s *Summary) count(orgs []Org) {
 		}
 	}
 	s.Estate.Own = s.Estate.Total
-	total, nation := rollUp(computeScores(s.Findings, s.scorer), t.order, t.parent)
+	total, nation := rollUp(computeScores(cells, s.scorer), t.order, t.parent)
 	for _, n := range s.Orgs {
 		n.Tallies = total[n.Code]
 		n.Score = n.Tallies[AllChecks].Score()
