@@ -154,6 +154,15 @@ func (d *Dashboard) summary(ctx context.Context) (*reports.Summary, error) {
 	return s, nil
 }
 
+// cached is the summary built last, if any (without waiting for a build).
+func (d *Dashboard) cached() *reports.Summary {
+	if !d.mu.TryLock() {
+		return nil
+	}
+	defer d.mu.Unlock()
+	return d.sum
+}
+
 func (d *Dashboard) links() reports.Links {
 	return reports.Links{Org: orgURL, Finding: findingURL}
 }
@@ -281,7 +290,9 @@ func (d *Dashboard) finding(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	if s, err := d.summary(ctx); err == nil {
+	// The owner's name from the summary at hand: a finding's page never
+	// waits for a summary to build.
+	if s := d.cached(); s != nil {
 		if o := s.Org(p.Latest.Finding.Asset.Org); o != nil {
 			p.Org, p.OrgLink = o.Name, true
 		}
