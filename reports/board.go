@@ -257,6 +257,9 @@ func newBoardView(s *Summary, links Links) *boardView {
 		{Label: "Fixed", Value: fmt.Sprint(c.Resolved), Class: "pass"},
 		{Label: "Still open", Value: fmt.Sprint(c.StillOpen), Class: "warn"},
 	}
+	if c.Reopened > 0 {
+		v.Changes = append(v.Changes, tile{Label: "Acceptance lapsed", Value: fmt.Sprint(c.Reopened), Class: "fail"})
+	}
 	if c.Accepted > 0 {
 		v.Changes = append(v.Changes, tile{Label: "Accepted risks", Value: fmt.Sprint(c.Accepted)})
 	}
@@ -350,7 +353,7 @@ func leagueRowOf(s *Summary, o *OrgSummary, links Links) leagueRow {
 	r := leagueRow{Depth: o.Depth, Org: s.orgRef(o.Code, links), Kind: line(o.Kind), Score: o.Score.String(), Valid: o.Score.Valid,
 		Week: changeDelta(o, 0, AllChecks), Previous: pointsDelta(o.Delta()), Assets: o.Assets,
 		Fail: o.Total.Fail, Warn: o.Total.Warn, Unknown: o.Total.Unknown, Pass: o.Total.Pass,
-		New: o.Changes.New + o.Changes.Regressed, Fixed: o.Changes.Resolved}
+		New: o.Changes.New + o.Changes.Regressed + o.Changes.Reopened, Fixed: o.Changes.Resolved}
 	if !o.Implicit {
 		r.DSPT, r.DSPTDate = "not in the 2022/23 list", ""
 		if d, ok := DSPTOf(o.Code); ok {

@@ -11,7 +11,9 @@ import (
 	"time"
 )
 
-// WriteJSONL writes one finding per line as JSON, each with its stable id.
+// WriteJSONL writes one finding per line as JSON, each with its stable id
+// and its lifecycle (first and last seen, days open, regressions, the risk
+// acceptance).
 func WriteJSONL(w io.Writer, fs []Finding) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw) // escapes <, >, &, U+2028 and U+2029 too
@@ -33,6 +35,7 @@ func WriteJSONL(w io.Writer, fs []Finding) error {
 var CSVHeader = []string{
 	"id", "organisation", "asset_kind", "asset", "domain", "check", "rule", "outcome", "severity",
 	"status", "change", "first_seen", "message", "remediation", "standards", "reason",
+	"last_seen", "days_open", "regressions", "accepted_by", "accepted_until", "accepted_reason",
 }
 
 // WriteCSV writes the findings as CSV (RFC 4180, UTF-8, no byte order
@@ -63,14 +66,27 @@ func writeCSV(w io.Writer, fs []Finding, bom bool) error {
 				refs = append(refs, l)
 			}
 		}
-		first := ""
-		if !f.FirstSeen.IsZero() {
-			first = f.FirstSeen.UTC().Format(time.RFC3339)
+		stamp := func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339)
+		}
+		var days, regressions string
+		if f.DaysOpen > 0 || f.Outcome.Counts() {
+			days = strconv.Itoa(f.DaysOpen)
+		}
+		if f.Regressions > 0 {
+			regressions = strconv.Itoa(f.Regressions)
+		}
+		var acc Acceptance
+		if f.Acceptance != nil {
+			acc = *f.Acceptance
 		}
 		row := []string{
 			f.ID, f.Asset.Org, string(f.Asset.Kind), f.Asset.Name, f.Asset.Domain, f.CheckID, f.Rule,
-			string(f.Outcome), string(f.Severity), f.Status, f.Change, first, f.Message, f.Remediation,
-			strings.Join(refs, "; "), f.Reason,
+			string(f.Outcome), string(f.Severity), f.Status, f.Change, stamp(f.FirstSeen), f.Message, f.Remediation,
+			strings.Join(refs, "; "), f.Reason, stamp(f.LastSeen), days, regressions, acc.By, stamp(acc.Until), acc.Reason,
 		}
 		for i := range row {
 			row[i] = csvCell(row[i])

@@ -98,6 +98,8 @@ func changeLabel(c string) string {
 		return "Still open"
 	case ChangeResolved:
 		return "Fixed"
+	case ChangeReopened:
+		return "Acceptance lapsed"
 	}
 	return ""
 }

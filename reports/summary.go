@@ -135,15 +135,19 @@ type ChangeCounts struct {
 	Resolved  int `json:"resolved"`
 	StillOpen int `json:"still_open"`
 	Accepted  int `json:"accepted,omitempty"`
+	// Reopened counts open findings whose risk acceptance lapsed.
+	Reopened int `json:"reopened,omitempty"`
 }
 
 // Plus returns the sum of two change counts.
 func (c ChangeCounts) Plus(d ChangeCounts) ChangeCounts {
-	return ChangeCounts{c.New + d.New, c.Regressed + d.Regressed, c.Resolved + d.Resolved, c.StillOpen + d.StillOpen, c.Accepted + d.Accepted}
+	return ChangeCounts{c.New + d.New, c.Regressed + d.Regressed, c.Resolved + d.Resolved, c.StillOpen + d.StillOpen,
+		c.Accepted + d.Accepted, c.Reopened + d.Reopened}
 }
 
-// Any reports whether anything changed: new, regressed or resolved.
-func (c ChangeCounts) Any() bool { return c.New+c.Regressed+c.Resolved > 0 }
+// Any reports whether anything changed: new, regressed, reopened or
+// resolved.
+func (c ChangeCounts) Any() bool { return c.New+c.Regressed+c.Resolved+c.Reopened > 0 }
 
 // OrgSummary is one organisation with everything below it rolled up.
 type OrgSummary struct {
@@ -240,7 +244,7 @@ type Summary struct {
 	Estate *OrgSummary `json:"estate"`
 	// Orgs in hierarchy order: each organisation before its children.
 	Orgs []*OrgSummary `json:"orgs"`
-	// New lists the new and regressed findings, worst first.
+	// New lists the new, regressed and reopened findings, worst first.
 	New []Finding `json:"new"`
 	// Resolved lists the findings resolved at this run.
 	Resolved []Finding `json:"resolved"`
@@ -299,8 +303,12 @@ func (s *Summary) Title(id string) string {
 // At is the time the report speaks for: the start of the run.
 func (s *Summary) At() time.Time { return s.Run.Started }
 
-// DaysOpen is how long a finding has been failing at this run, in days.
+// DaysOpen is how long a finding has been failing at this run, in days:
+// the source's count if it keeps one, else from its first-seen time.
 func (s *Summary) DaysOpen(f Finding) int {
+	if f.DaysOpen > 0 {
+		return f.DaysOpen
+	}
 	if f.FirstSeen.IsZero() || !f.FirstSeen.Before(s.At()) {
 		return 0
 	}
@@ -532,7 +540,7 @@ func (s *Summary) listFindings(maxRisks int) {
 		if f.Status == StatusAccepted {
 			continue
 		}
-		if f.Change == ChangeNew || f.Change == ChangeRegressed {
+		if f.Change == ChangeNew || f.Change == ChangeRegressed || f.Change == ChangeReopened {
 			s.New = append(s.New, f)
 		}
 		if f.Outcome == check.Fail {
@@ -644,6 +652,8 @@ func changeOf(f Finding) ChangeCounts {
 		return ChangeCounts{Regressed: 1}
 	case ChangeStillOpen:
 		return ChangeCounts{StillOpen: 1}
+	case ChangeReopened:
+		return ChangeCounts{Reopened: 1}
 	}
 	return ChangeCounts{} // resolved findings are counted from Summary.Resolved
 }
