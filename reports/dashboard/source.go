@@ -50,50 +50,93 @@ func (s source) Unowned(ctx context.Context, runID int64) ([]reports.Unowned, er
 	return out, nil
 }
 
-// changes of a run; an incomplete run has none (nothing to compare yet).
-func (s source) changes(ctx context.Context, runID int64) (map[string]store.Change, error) {
-	cs, err := s.st.Changes(ctx, runID)
-	if errors.Is(err, store.ErrRunIncomplete) {
-		return map[string]store.Change{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[string]store.Change, len(cs))
-	for _, c := range cs {
-		m[c.ID] = c
-	}
-	return m, nil
+// runLife is what the lifecycle says about one run's findings.
+type runLife struct {
+	run     store.Run
+	changes map[string]store.Change
+	life    map[string]store.Life
+	accs    *store.AcceptanceFor // nil: an incomplete run
 }
 
-func (s source) Findings(ctx context.Context, runID int64) ([]reports.Finding, error) {
-	fs, err := s.st.Findings(ctx, runID)
+// lifeOf reads the changes, lifecycle and acceptances that bear on a run;
+// an incomplete run has no changes (nothing to compare yet).
+func (s source) lifeOf(ctx context.Context, runID int64) (*runLife, error) {
+	run, err := s.st.Run(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
-	changes, err := s.changes(ctx, runID)
-	if err != nil {
+	rl := &runLife{run: run, changes: map[string]store.Change{}, life: map[string]store.Life{}}
+	cs, err := s.st.Changes(ctx, runID)
+	switch {
+	case errors.Is(err, store.ErrRunIncomplete):
+	case err != nil:
 		return nil, err
+	default:
+		for _, c := range cs {
+			rl.changes[c.ID] = c
+		}
+		if rl.accs, err = s.st.AcceptancesFor(ctx, runID); err != nil {
+			return nil, err
+		}
 	}
 	lives, err := s.st.Lifecycle(ctx)
 	if err != nil {
 		return nil, err
 	}
-	life := make(map[string]store.Life, len(lives))
 	for _, l := range lives {
-		life[l.FindingID] = l
+		rl.life[l.FindingID] = l
+	}
+	return rl, nil
+}
+
+func acceptanceOf(a *store.Acceptance) *reports.Acceptance {
+	if a == nil {
+		return nil
+	}
+	return &reports.Acceptance{Reason: a.Reason, By: a.By, Until: a.Until}
+}
+
+// Findings gives each finding of the run its lifecycle. A failing finding
+// the lifecycle has not announced (pending: not yet held for the hold's
+// runs) has no Change and no Status; one an acceptance covers in the run is
+// accepted, pending or not (accepting a pattern anticipates failures).
+func (s source) Findings(ctx context.Context, runID int64) ([]reports.Finding, error) {
+	fs, err := s.st.Findings(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	rl, err := s.lifeOf(ctx, runID)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]reports.Finding, 0, len(fs))
 	for _, f := range fs {
 		r := reports.Finding{Finding: f.Finding, ID: f.ID}
-		if l, ok := life[f.ID]; ok {
-			r.FirstSeen, r.Status = l.FirstSeen, string(l.Status)
+		l, known := rl.life[f.ID]
+		if known {
+			r.FirstSeen, r.LastSeen, r.Regressions = l.FirstSeen, l.LastSeen, l.Regressions
 		}
-		if c, ok := changes[f.ID]; ok && c.Kind != store.ChangeResolved {
-			r.Change = string(c.Kind)
+		c, changed := rl.changes[f.ID]
+		switch {
+		case changed && c.Kind != store.ChangeResolved:
+			r.Change, r.Status = string(c.Kind), reports.StatusOpen
+			r.Regressions, r.DaysOpen = c.Regressions, c.DaysOpen(rl.run.FinishedAt)
+			r.Acceptance = acceptanceOf(c.Acceptance)
 			if c.Accepted {
 				r.Status = reports.StatusAccepted
 			}
+		case changed: // resolved in this run: listed by Resolved
+			r.Status = reports.StatusResolved
+		case f.Outcome.Counts():
+			// Pending, or an incomplete run: counted as its outcome, not
+			// announced, unless an acceptance covers it.
+			if a := rl.accs.Covering(f.ID, f.CheckID, f.Asset.Name); a != nil {
+				r.Status, r.Acceptance = reports.StatusAccepted, acceptanceOf(a)
+			} else if rl.accs == nil && known && l.Status != store.StatusPending {
+				r.Status = string(l.Status) // an incomplete run: as the lifecycle stands
+			}
+		case known && l.Status == store.StatusResolved:
+			r.Status = reports.StatusResolved
 		}
 		out = append(out, r)
 	}
@@ -101,14 +144,15 @@ func (s source) Findings(ctx context.Context, runID int64) ([]reports.Finding, e
 }
 
 func (s source) Resolved(ctx context.Context, runID int64) ([]reports.Finding, error) {
-	changes, err := s.changes(ctx, runID)
+	rl, err := s.lifeOf(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
 	var out []reports.Finding
-	for _, c := range changes {
+	for _, c := range rl.changes {
 		if c.Kind == store.ChangeResolved {
 			out = append(out, reports.Finding{Finding: c.Finding, ID: c.ID, FirstSeen: c.FirstSeen,
+				LastSeen: c.LastSeen, DaysOpen: c.DaysOpen(rl.run.FinishedAt), Regressions: c.Regressions,
 				Status: reports.StatusResolved, Change: reports.ChangeResolved})
 		}
 	}
