@@ -46,6 +46,15 @@ type historyNight struct {
 	announce map[string]string // "check@asset" → new | regressed | resolved | reopened
 	pending  []string          // failing but not yet held: no change, no status
 	accepted int               // failing findings under an acceptance
+	// fields: what the exports show of one finding that night.
+	fields map[string]lifeFields
+}
+
+// lifeFields are a finding's lifecycle fields in the exports.
+type lifeFields struct {
+	daysOpen, regressions int
+	firstSeen             int    // the night it first failed
+	acceptance            string // the reason, "" for none
 }
 
 func setSPF(fix bool) func(t *testing.T, l *lab.Lab) {
@@ -117,16 +126,19 @@ func history() map[int]historyNight {
 			}
 		}},
 		// B flaps for a week: never announced.
-		3:  {before: setDMARC(hB, false), pending: []string{policyB}, accepted: eAllThree + 1},
-		4:  {before: setDMARC(hB, true), accepted: eAllThree + 1},
-		5:  {before: both(setDMARC(hB, false), setSPF(true)), pending: []string{policyB}, accepted: eAllThree + 1},
-		6:  {before: setDMARC(hB, true), announce: map[string]string{spfAllA: "resolved"}, accepted: eAllThree + 1},
-		7:  {before: setDMARC(hB, false), pending: []string{policyB}, accepted: eAllThree + 1},
-		8:  {before: setDMARC(hB, true), accepted: eAllThree + 1},
-		9:  {announce: map[string]string{policyC: "reopened"}, accepted: eAllThree},
-		10: {accepted: eAllThree},
+		3: {before: setDMARC(hB, false), pending: []string{policyB}, accepted: eAllThree + 1},
+		4: {before: setDMARC(hB, true), accepted: eAllThree + 1},
+		5: {before: both(setDMARC(hB, false), setSPF(true)), pending: []string{policyB}, accepted: eAllThree + 1},
+		6: {before: setDMARC(hB, true), announce: map[string]string{spfAllA: "resolved"}, accepted: eAllThree + 1},
+		7: {before: setDMARC(hB, false), pending: []string{policyB}, accepted: eAllThree + 1},
+		8: {before: setDMARC(hB, true), accepted: eAllThree + 1},
+		9: {announce: map[string]string{policyC: "reopened"}, accepted: eAllThree,
+			fields: map[string]lifeFields{policyC: {daysOpen: 8, firstSeen: 1, acceptance: "DMARC rollout in progress"}}},
+		10: {accepted: eAllThree, fields: map[string]lifeFields{policyC: {daysOpen: 9, firstSeen: 1},
+			eRecord: {daysOpen: 9, firstSeen: 1, acceptance: "suffix operator's record, being replaced"}}},
 		11: {before: setSPF(false), pending: []string{spfAllA}, accepted: eAllThree},
-		12: {announce: map[string]string{spfAllA: "regressed"}, accepted: eAllThree},
+		12: {announce: map[string]string{spfAllA: "regressed"}, accepted: eAllThree,
+			fields: map[string]lifeFields{spfAllA: {daysOpen: 1, regressions: 1, firstSeen: 1}}},
 		13: {accepted: eAllThree},
 		14: {before: setDMARC(hC, true), accepted: eAllThree},
 		15: {announce: map[string]string{policyC: "resolved"}, accepted: eAllThree},
@@ -134,7 +146,8 @@ func history() map[int]historyNight {
 		// An outage night: unknown neither resolves, nor counts, nor breaks
 		// D's streak.
 		17: {unknown: true},
-		18: {announce: map[string]string{policyD: "new"}, accepted: eAllThree},
+		18: {announce: map[string]string{policyD: "new"}, accepted: eAllThree,
+			fields: map[string]lifeFields{policyD: {daysOpen: 2, firstSeen: 16}}},
 		19: {accepted: eAllThree},
 		20: {before: setSPF(true), accepted: eAllThree},
 		21: {announce: map[string]string{spfAllA: "resolved"}, accepted: eAllThree},
@@ -142,7 +155,8 @@ func history() map[int]historyNight {
 		26: {announce: map[string]string{eRecord: "reopened", eReport: "reopened", ePolicy: "reopened"}},
 		27: {before: setDMARC(hB, false), pending: []string{policyB}},
 		28: {before: setSPF(false), announce: map[string]string{policyB: "new"}, pending: []string{spfAllA}},
-		29: {announce: map[string]string{spfAllA: "regressed"}},
+		29: {announce: map[string]string{spfAllA: "regressed"},
+			fields: map[string]lifeFields{spfAllA: {daysOpen: 1, regressions: 2, firstSeen: 1}}},
 		30: {before: setDMARC(hB, true)},
 	}
 	return h
@@ -277,6 +291,26 @@ func checkNight(t *testing.T, n int, st *store.Store, runID int64, night history
 				t.Errorf("night %d: pending %s: outcome %s, change %q, status %q; want failing, no change, no status",
 					n, p, f.Outcome, f.Change, f.Status)
 			}
+		}
+	}
+	for k, want := range night.fields {
+		found := false
+		for _, f := range fs {
+			if key(f) != k {
+				continue
+			}
+			found = true
+			got := lifeFields{daysOpen: f.DaysOpen, regressions: f.Regressions,
+				firstSeen: int(f.FirstSeen.Sub(historyStart) / (24 * time.Hour))}
+			if f.Acceptance != nil {
+				got.acceptance = f.Acceptance.Reason
+			}
+			if got != want || !f.LastSeen.Equal(historyStart.Add(time.Duration(n)*24*time.Hour)) {
+				t.Errorf("night %d: %s: %+v, last seen %s; want %+v, last seen tonight", n, k, got, f.LastSeen, want)
+			}
+		}
+		if !found {
+			t.Errorf("night %d: no finding %s", n, k)
 		}
 	}
 	if night.unknown && (failing > 0 || unknown == 0) {
