@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nhsx/posture/checks/check"
@@ -279,6 +280,42 @@ type Summary struct {
 	parent map[string]string
 	meta   map[string]check.Meta
 	scorer *scorer
+
+	// The findings and resolved findings of each organisation's own
+	// assets, indexed once for organisation pages.
+	indexOnce sync.Once
+	ownFinds  map[string][]Finding
+	ownSolved map[string][]Finding
+}
+
+// below lists the organisation and every organisation under it.
+func (s *Summary) below(code string) []string {
+	out := []string{code}
+	for i := 0; i < len(out) && i <= len(s.byCode); i++ {
+		if n := s.byCode[out[i]]; n != nil {
+			out = append(out, n.Children...)
+		}
+	}
+	return out
+}
+
+// findingsBelow returns the findings and resolved findings of the assets
+// of an organisation and those under it.
+func (s *Summary) findingsBelow(code string) (fs, resolved []Finding) {
+	s.indexOnce.Do(func() {
+		s.ownFinds, s.ownSolved = map[string][]Finding{}, map[string][]Finding{}
+		for _, f := range s.Findings {
+			s.ownFinds[orgOf(f)] = append(s.ownFinds[orgOf(f)], f)
+		}
+		for _, f := range s.Resolved {
+			s.ownSolved[orgOf(f)] = append(s.ownSolved[orgOf(f)], f)
+		}
+	})
+	for _, c := range s.below(code) {
+		fs = append(fs, s.ownFinds[c]...)
+		resolved = append(resolved, s.ownSolved[c]...)
+	}
+	return fs, resolved
 }
 
 // Org returns the organisation with the code, or nil.
