@@ -397,3 +397,22 @@ func setStatus(ctx context.Context, tx *sql.Tx, ids []string, status LifeStatus)
 	}
 	return nil
 }
+
+// AcceptanceOf returns the latest acceptance (of the finding itself, or a
+// pattern that matches it) recorded for a finding with a lifecycle, in
+// force or not, or nil: what a page about one finding shows.
+func (s *Store) AcceptanceOf(ctx context.Context, findingID string) (*Acceptance, error) {
+	var checkID, asset string
+	err := s.r.QueryRowContext(ctx, "SELECT check_id, asset_name FROM lifecycle WHERE finding_id = ?", findingID).Scan(&checkID, &asset)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: acceptance of %s: %w", findingID, err)
+	}
+	as, err := loadAcceptances(ctx, s.r)
+	if err != nil {
+		return nil, fmt.Errorf("store: acceptance of %s: %w", findingID, err)
+	}
+	return covering(as, findingID, checkID, asset, nil), nil
+}

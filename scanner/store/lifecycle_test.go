@@ -177,6 +177,12 @@ func TestPatternAcceptanceCoversMatchingFindingsAndReopensWhenItLapses(t *testin
 	if got := status(); !reflect.DeepEqual(got, want) {
 		t.Errorf("at once: %v, want %v", got, want)
 	}
+	if a, err := s.AcceptanceOf(ctx, hdr.ID()); err != nil || a == nil || a.ID != id {
+		t.Errorf("AcceptanceOf the matching finding: %+v, %v", a, err)
+	}
+	if a, err := s.AcceptanceOf(ctx, other.ID()); err != nil || a != nil {
+		t.Errorf("AcceptanceOf another check's finding: %+v, %v", a, err)
+	}
 	for night := 2; night <= 3; night++ {
 		r := runFindings(t, s, c, all...)
 		ch := byID(t, s, r.ID)

@@ -90,8 +90,12 @@ INSERT INTO risk_acceptances (finding_id, reason, until, accepted_by, accepted_a
 DROP TABLE acceptances;
 
 -- What the table of this name held (the latest acceptance of each single
--- finding), for readers written before patterns. Patterns and revocations
--- are only in risk_acceptances (Store.Acceptances).
-CREATE VIEW acceptances AS SELECT finding_id, reason, until, accepted_by, accepted_at
-	FROM risk_acceptances a WHERE finding_id IS NOT NULL
-	AND id = (SELECT MAX(id) FROM risk_acceptances b WHERE b.finding_id = a.finding_id);
+-- finding, its until cut short by a revocation), for readers written
+-- before patterns; pattern rows are listed with no finding_id, so they
+-- join no finding but count. Matching patterns and history are in
+-- risk_acceptances (Store.Acceptances, Store.AcceptanceOf).
+CREATE VIEW acceptances AS SELECT finding_id, reason,
+	CASE WHEN revoked_at IS NOT NULL AND revoked_at < until THEN revoked_at ELSE until END AS until,
+	accepted_by, accepted_at
+	FROM risk_acceptances a WHERE finding_id IS NULL
+	OR id = (SELECT MAX(id) FROM risk_acceptances b WHERE b.finding_id = a.finding_id);
