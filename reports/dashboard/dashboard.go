@@ -71,6 +71,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"remaining":   func(n int, fs []store.Finding) int { return max(len(fs)-n, 0) },
 	"severityCls": func(s check.Severity) string { return "sev-" + string(s) },
 	"lifeStatus":  lifeStatus,
+	"bar":         func(q string) barData { return barData{Q: q} },
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
 // Dashboard is the read-only handler.
@@ -98,6 +99,7 @@ func New(st *store.Store, cat []check.Meta) http.Handler {
 	}
 	d.mux.HandleFunc("GET /{$}", d.board)
 	d.mux.HandleFunc("GET /org/{code}", d.org)
+	d.mux.HandleFunc("GET /org/{code}/findings", d.orgFindings)
 	d.mux.HandleFunc("GET /finding/{id}", d.finding)
 	d.mux.HandleFunc("GET /search", d.search)
 	d.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { d.notFound(w, "No such page.") })
@@ -189,7 +191,7 @@ func (d *Dashboard) board(w http.ResponseWriter, r *http.Request) {
 		}
 		d.mu.Unlock()
 	}
-	d.writeReport(w, page, "")
+	d.writeReport(w, page, barData{})
 }
 
 func (d *Dashboard) org(w http.ResponseWriter, r *http.Request) {
@@ -208,14 +210,20 @@ func (d *Dashboard) org(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, err)
 		return
 	}
-	d.writeReport(w, b.Bytes(), "")
+	d.writeReport(w, b.Bytes(), barData{Link: orgURL(code) + "/findings", Label: "Every finding of this organisation"})
 }
 
-// writeReport sends a report page with the dashboard's bar (home, search)
-// put in after the report's static <body> tag.
-func (d *Dashboard) writeReport(w http.ResponseWriter, page []byte, q string) {
-	var bar bytes.Buffer
-	if err := pages.ExecuteTemplate(&bar, "bar", q); err != nil {
+// barData is the dashboard's bar: home, an optional link, the search.
+type barData struct {
+	Q           string
+	Link, Label string
+}
+
+// writeReport sends a report page with the dashboard's bar put in after
+// the report's static <body> tag.
+func (d *Dashboard) writeReport(w http.ResponseWriter, page []byte, bar barData) {
+	var b bytes.Buffer
+	if err := pages.ExecuteTemplate(&b, "bar", bar); err != nil {
 		d.log.Error("dashboard: render bar", "err", err)
 	}
 	i := bytes.Index(page, []byte("<body>"))
@@ -227,7 +235,7 @@ func (d *Dashboard) writeReport(w http.ResponseWriter, page []byte, q string) {
 	// page may be the cached board: written around, never changed.
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Write(page[:i])
-	w.Write(bar.Bytes())
+	w.Write(b.Bytes())
 	w.Write(page[i:])
 }
 

@@ -479,3 +479,91 @@ func TestTruncatedEvidenceSaysSo(t *testing.T) {
 		t.Errorf("the page is %d bytes: the evidence shown is not bounded", len(pg.body))
 	}
 }
+
+var (
+	findingLinkPattern = regexp.MustCompile(`<td><a href="/finding/([0-9a-f]{20})">`)
+	outcomeCellPattern = regexp.MustCompile(`<tr><td class="o-([a-z]+)">`)
+)
+
+// TestOrganisationFindingsArePaged: an organisation's list covers every
+// finding of the run on its assets and those below it, once each, a
+// hundred a page, filtered by outcome.
+func TestOrganisationFindingsArePaged(t *testing.T) {
+	f := labFixture(t)
+	srv := serve(t, f.st)
+	fs, err := f.st.Findings(context.Background(), f.runs[len(f.runs)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]check.Outcome{}
+	for _, x := range fs {
+		want[x.ID] = check.Worst(want[x.ID], x.Outcome)
+	}
+	if len(want) <= 100 {
+		t.Fatalf("the run has %d findings: one page, the paging proves nothing", len(want))
+	}
+	root := f.orgs[0] // X24, the nation: every organisation is below it
+	seen := map[string]int{}
+	pages := 0
+	for page := 1; ; page++ {
+		pg := get(t, srv, fmt.Sprintf("/org/%s/findings?show=all&page=%d", root, page))
+		if pg.status != http.StatusOK {
+			t.Fatalf("page %d: status %d", page, pg.status)
+		}
+		ids := findingLinkPattern.FindAllStringSubmatch(pg.body, -1)
+		if len(ids) > 100 {
+			t.Errorf("page %d lists %d findings, over 100", page, len(ids))
+		}
+		for _, m := range ids {
+			seen[m[1]]++
+		}
+		pages++
+		if !strings.Contains(pg.body, `rel="next"`) || pages > 50 {
+			break
+		}
+	}
+	for id := range want {
+		if seen[id] == 0 {
+			t.Errorf("finding %s is on no page", id)
+		}
+	}
+	for id := range seen {
+		if want[id] == "" {
+			t.Errorf("finding %s is listed but not in the run", id)
+		}
+	}
+	if pages < 2 {
+		t.Errorf("%d pages for %d findings", pages, len(want))
+	}
+	// The default list: failing and needing attention only, worst first.
+	body := get(t, srv, "/org/"+root+"/findings").body
+	ids := findingLinkPattern.FindAllStringSubmatch(body, -1)
+	if len(ids) == 0 {
+		t.Fatal("no failing finding listed")
+	}
+	for _, m := range ids {
+		if o := want[m[1]]; !o.Counts() {
+			t.Errorf("the problems list holds %s, which is %s", m[1], o)
+		}
+	}
+	rank := map[string]int{"fail": 2, "warn": 1}
+	last := 3
+	cells := outcomeCellPattern.FindAllStringSubmatch(body, -1)
+	if len(cells) != len(ids) {
+		t.Errorf("%d outcome cells for %d findings listed", len(cells), len(ids))
+	}
+	for _, m := range cells {
+		r := rank[m[1]]
+		if r == 0 || r > last {
+			t.Errorf("the problems list is not worst first: %s after a better outcome", m[1])
+		}
+		last = r
+	}
+	// The organisation's report links to the list; unknown codes are 404.
+	if !strings.Contains(get(t, srv, "/org/"+root).body, `href="/org/`+root+`/findings"`) {
+		t.Error("the organisation's report does not link to its findings")
+	}
+	if pg := get(t, srv, "/org/NOPE/findings"); pg.status != http.StatusNotFound {
+		t.Errorf("unknown organisation: status %d", pg.status)
+	}
+}
