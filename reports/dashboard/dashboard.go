@@ -498,8 +498,10 @@ func lifeStatus(s store.LifeStatus) string {
 	return string(s)
 }
 
-// clip bounds a text to n runes, saying so.
+// clip bounds a text to n runes, saying so, and hides what looks like a
+// secret (as in evidence).
 func clip(s string, n int) string {
+	s = sensitiveValue.ReplaceAllStringFunc(s, redacted)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}

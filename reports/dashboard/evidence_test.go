@@ -70,3 +70,16 @@ func TestPrettyEvidenceHidesSecrets(t *testing.T) {
 }
 
 func jsonString(s string) string { return quote(s) }
+
+// TestClipHidesSecretsInText: messages shown on the dashboard's own pages
+// go through clip, which bounds them and hides secret-shaped values.
+func TestClipHidesSecretsInText(t *testing.T) {
+	tok := "ghp_" + strings.Repeat("Zz09", 9)
+	got := clip("token "+tok+" in deploy.sh", 2000)
+	if strings.Contains(got, tok) || !strings.Contains(got, "token [hidden by the dashboard: 40 characters] in deploy.sh") {
+		t.Errorf("clip: %q", got)
+	}
+	if got := clip(strings.Repeat("é", 10), 4); got != "éééé… (cut)" {
+		t.Errorf("clip cut: %q", got)
+	}
+}
