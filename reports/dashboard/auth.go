@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -52,7 +53,7 @@ func Protect(h http.Handler, a Auth) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &basicAuth{next: h, users: users, ok: map[[32]byte]time.Time{}}, nil
+		return &basicAuth{next: h, users: users, ok: map[[32]byte]time.Time{}, slots: make(chan struct{}, 2)}, nil
 	}
 	loop, err := loopback(a.Listen)
 	if err != nil {
@@ -136,6 +137,9 @@ type basicAuth struct {
 	users []passwordEntry
 	mu    sync.Mutex
 	ok    map[[32]byte]time.Time // sha256(user \0 password) → verified until
+	// slots bounds the bcrypt comparisons running at once, so that a flood
+	// of guesses queues instead of taking every core.
+	slots chan struct{}
 }
 
 // dummyHash keeps a request for an unknown user as slow as one for a known
@@ -144,7 +148,7 @@ var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("posture-dashboard-no-such
 
 func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, pass, ok := r.BasicAuth()
-	if !ok || !b.check(user, pass) {
+	if !ok || !b.check(r.Context(), user, pass) {
 		securityHeaders(w.Header())
 		w.Header().Set("WWW-Authenticate", `Basic realm="posture", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
@@ -153,7 +157,7 @@ func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.next.ServeHTTP(w, r)
 }
 
-func (b *basicAuth) check(user, pass string) bool {
+func (b *basicAuth) check(ctx context.Context, user, pass string) bool {
 	key := sha256.Sum256([]byte(user + "\x00" + pass))
 	now := time.Now()
 	b.mu.Lock()
@@ -171,7 +175,13 @@ func (b *basicAuth) check(user, pass string) bool {
 			hash, found = e.hash, 1
 		}
 	}
+	select {
+	case b.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
 	match := bcrypt.CompareHashAndPassword(hash, []byte(pass)) == nil
+	<-b.slots
 	if found == 0 || !match {
 		return false
 	}
