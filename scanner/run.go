@@ -322,6 +322,13 @@ func Run(ctx context.Context, st RunStore, c Config) (*Stats, error) {
 				ConnectTimeout: c.ConnectTimeout,
 			}).DialContext
 		}
+		if c.Options.Progress != nil && c.Options.Phase != nil {
+			domains := 0
+			for _, o := range c.Estate.Organisations {
+				domains += len(o.Domains)
+			}
+			c.Options.Phase("discovery", domains)
+		}
 		res, err := discover.Run(ctx, c.Estate, discover.Options{
 			Dial: dial,
 			DNS:  c.DNS, CTURL: c.CTURL, HTTP: c.Services.Client("ct", c.ServiceHTTP), GitHub: c.GitHub,

@@ -38,6 +38,11 @@ type Options struct {
 	Log         *slog.Logger
 	// Progress is called after each finished job (from the writer goroutine).
 	Progress func(done, total int)
+	// Phase, with Progress set, is told when the run enters a phase:
+	// "discovery" (total: the estate's domains) and "scan" (total: the
+	// jobs, done ones of an earlier attempt included); Progress then
+	// counts the scan's jobs. nil: not told.
+	Phase func(name string, total int)
 	// Keep filters findings by catalogue id (nil: keep all): a run limited
 	// with --only keeps its families' ids (see Select).
 	Keep func(id string) bool
@@ -123,6 +128,11 @@ func Scan(ctx context.Context, st Store, runID int64, assets []check.Asset, o Op
 			continue
 		}
 		todo = append(todo, j)
+	}
+
+	if o.Progress != nil && o.Phase != nil {
+		o.Phase("scan", stats.Jobs)
+		o.Progress(stats.Skipped, stats.Jobs)
 	}
 
 	// wctx stops the workers when the run is interrupted or the store

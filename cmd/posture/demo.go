@@ -103,7 +103,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts, hold int) error {
 		Dial: l.Dial, AllowPrivate: true, Roots: l.Roots, CAPEM: l.CAPEM,
 		TrustAnchors: dnscheck.Settings.Get(l.Policy()).TrustAnchors, // the lab's DNSSEC island
 		CTURL:        l.CTURL, RDAPURL: l.RDAPURL, GitHub: gh, ServiceHTTP: svc, Sources: pagesSource(gh), EHLOName: "posture-demo.lab-dns.nhs.uk",
-		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log, Progress: progressBar(g.stderr),
+		Options: scanner.Options{Concurrency: 32, JobTimeout: 20 * time.Second, Log: g.log,
 			Policy: l.Policy()},
 	}
 	domains := 0
@@ -129,7 +129,10 @@ func demo(ctx context.Context, g *globals, dir string, hosts, hold int) error {
 				fmt.Fprintf(g.stdout, "  %s: %s\n", c.Domain, c.What)
 			}
 		}
+		pr := newProgress(g.stderr, g.log)
+		pr.attach(&cfg.Options)
 		stats, err := scanner.Run(ctx, st, cfg)
+		pr.close()
 		if err != nil {
 			return fmt.Errorf("demo: night %d: scan: %w", night, err)
 		}

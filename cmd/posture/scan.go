@@ -63,6 +63,9 @@ func scanCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			pr := newProgress(g.stderr, g.log)
+			pr.attach(&cfg.Options)
+			defer pr.close()
 			unlock, err := store.LockScans(f.db)
 			if err != nil {
 				return err
@@ -232,7 +235,7 @@ func (f *scanFlags) config(g *globals) (*scanner.Config, error) {
 		Labels: labels, CTRefresh: f.ctRefresh, NoAXFR: !f.axfr,
 		Options: scanner.Options{
 			Env: withNuclei(hstsPreloadEnv(preload), set), Policy: pol, Concurrency: f.concurrency, PerDomain: f.perDomain, JobTimeout: f.jobTimeout,
-			Log: g.log, Progress: progressBar(g.stderr),
+			Log: g.log,
 		},
 	}, nil
 }
@@ -398,29 +401,6 @@ func printStats(w io.Writer, s *scanner.Stats, db string) {
 	}
 	if s.Unowned > 0 {
 		fmt.Fprintf(w, "unowned names (in scope, no estate domain owns them; listed, not scanned): %d\n", s.Unowned)
-	}
-}
-
-// progressBar draws on a terminal and is silent otherwise.
-func progressBar(w io.Writer) func(done, total int) {
-	if !isTerminal(w) {
-		return nil
-	}
-	last := time.Time{}
-	return func(done, total int) {
-		if done != total && time.Since(last) < 100*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		const width = 30
-		n := 0
-		if total > 0 {
-			n = done * width / total
-		}
-		fmt.Fprintf(w, "\r[%s%s] %d/%d jobs", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total)
-		if done == total {
-			fmt.Fprintln(w)
-		}
 	}
 }
 
