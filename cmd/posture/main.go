@@ -16,7 +16,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/nhsx/posture/scanner/estate"
 )
@@ -91,6 +90,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		checksCmd(g),
 		estateCmd(g),
 		nucleiWorkerCmd(g),
+		serveCmd(g),
 	)
 	return root
 }
@@ -127,9 +127,11 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// isTerminal says whether w is a terminal (a tty: /dev/null, a character
-// device too, is not one).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
