@@ -63,7 +63,7 @@ func NewMetrics(st MetricsStore, state func() State, services func() map[string]
 		}, []string{"status"}),
 		SkippedSlots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "posture_skipped_slots_total",
-			Help: "Scheduled slots that did not run: overrun (the previous run was still going) or locked (another scan held the database).",
+			Help: "Scheduled slots that did not run: overrun (the previous run was still going), locked (another scan held the database) or repeated-hour (the clocks went back and the slot's local time came again).",
 		}, []string{"reason"}),
 		EmailsSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posture_emails_sent_total",
@@ -90,7 +90,7 @@ func NewMetrics(st MetricsStore, state func() State, services func() map[string]
 	for _, s := range []store.RunStatus{store.Complete, store.Interrupted, store.Failed} {
 		m.RunDuration.WithLabelValues(string(s))
 	}
-	for _, r := range []string{SkipOverrun, SkipLocked} {
+	for _, r := range []string{SkipOverrun, SkipLocked, SkipRepeat} {
 		m.SkippedSlots.WithLabelValues(r)
 	}
 	m.Registry.MustRegister(m.RunDuration, m.SkippedSlots, m.EmailsSent, m,

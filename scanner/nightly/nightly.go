@@ -59,8 +59,17 @@ func Parse(spec string, loc *time.Location) (Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w", spec, err)
 	}
-	return s, nil
+	return zoned{s, loc}, nil
 }
+
+// zoned gives slots in the schedule's zone (cron gives them in the zone of
+// the time asked about), so that a slot's wall-clock reading is local.
+type zoned struct {
+	s   cron.Schedule
+	loc *time.Location
+}
+
+func (z zoned) Next(t time.Time) time.Time { return z.s.Next(t.In(z.loc)) }
 
 // Clock is the scheduler's time: the real one, or a test's.
 type Clock interface {
@@ -79,6 +88,10 @@ func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 const (
 	SkipOverrun = "overrun" // the previous run was still going at the slot
 	SkipLocked  = "locked"  // another process was scanning into the database
+	// SkipRepeat: the slot's local time came round again when the clocks
+	// went back (01:30 twice in Europe/London in October); it ran the
+	// first time.
+	SkipRepeat = "repeated-hour"
 )
 
 // ErrLocked, returned by Job, says the slot could not run because another
@@ -129,6 +142,7 @@ func (s *Scheduler) Loop(ctx context.Context, resume bool) error {
 	defer s.set(func() { s.running, s.next = false, time.Time{} })
 
 	after := clk.Now()
+	var last time.Time // the last slot run
 	if resume {
 		log.Info("resuming the interrupted run")
 		s.run(ctx, log, Slot{At: after, Resume: true})
@@ -153,6 +167,12 @@ func (s *Scheduler) Loop(ctx context.Context, resume bool) error {
 			return ctx.Err()
 		case <-clk.After(next.Sub(clk.Now())):
 		}
+		if sameWallClock(last, next) {
+			s.skip(log, next, SkipRepeat)
+			after = next
+			continue
+		}
+		last = next
 		if err := s.run(ctx, log, Slot{At: next}); errors.Is(err, ErrLocked) {
 			s.skip(log, next, SkipLocked)
 		}
@@ -166,6 +186,13 @@ func (s *Scheduler) Loop(ctx context.Context, resume bool) error {
 			after = next
 		}
 	}
+}
+
+// sameWallClock says whether two slots read the same on the schedule's
+// local clock: the second is the repeated hour of a change to winter time.
+func sameWallClock(a, b time.Time) bool {
+	const f = "2006-01-02 15:04:05"
+	return !a.IsZero() && a.Format(f) == b.Format(f)
 }
 
 func (s *Scheduler) run(ctx context.Context, log *slog.Logger, slot Slot) error {

@@ -202,3 +202,77 @@ func TestBadSchedulesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoOClockLondonRunsOnceADayAcrossTheClockChanges(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Skip("no tzdata for Europe/London:", err)
+	}
+	s, err := Parse("0 2 * * *", london)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026: summer time starts 29 March (01:00 GMT → 02:00 BST) and ends
+	// 25 October (02:00 BST → 01:00 GMT). One run each local day, at 02:00.
+	for _, tc := range []struct{ from, to string }{
+		{"2026-03-27T12:00:00Z", "2026-04-01T12:00:00Z"},
+		{"2026-10-23T12:00:00Z", "2026-10-28T12:00:00Z"},
+	} {
+		from, to := at(tc.from), at(tc.to)
+		days := map[string]int{}
+		for t0 := s.Next(from); t0.Before(to); t0 = s.Next(t0) {
+			local := t0.In(london)
+			if local.Hour() != 2 || local.Minute() != 0 {
+				t.Errorf("slot %v is %v in London, want 02:00", t0.UTC(), local)
+			}
+			days[local.Format("2006-01-02")]++
+		}
+		if len(days) != 5 {
+			t.Errorf("%s to %s: slots on %d days (%v), want 5", tc.from, tc.to, len(days), days)
+		}
+		for d, n := range days {
+			if n != 1 {
+				t.Errorf("%s: %d slots, want 1", d, n)
+			}
+		}
+	}
+}
+
+func TestTheRepeatedHourWhenTheClocksGoBackRunsOnce(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Skip("no tzdata for Europe/London:", err)
+	}
+	sched, err := Parse("30 1 * * *", london)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 25 October 2026: 01:30 BST (00:30 UTC), then 01:30 GMT (01:30 UTC).
+	clk := &fakeClock{now: at("2026-10-24T12:00:00Z")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ran []time.Time
+	var repeated []time.Time
+	s := &Scheduler{Schedule: sched, Clock: clk,
+		Job: func(ctx context.Context, sl Slot) error {
+			ran = append(ran, sl.At.UTC())
+			clk.Advance(10 * time.Minute)
+			if len(ran) == 2 {
+				cancel()
+			}
+			return nil
+		},
+		Skipped: func(slot time.Time, reason string) {
+			if reason == SkipRepeat {
+				repeated = append(repeated, slot.UTC())
+			}
+		},
+	}
+	s.Loop(ctx, false)
+	if len(ran) != 2 || !ran[0].Equal(at("2026-10-25T00:30:00Z")) || !ran[1].Equal(at("2026-10-26T01:30:00Z")) {
+		t.Errorf("ran %v, want 00:30 UTC on the 25th and 01:30 UTC on the 26th", ran)
+	}
+	if len(repeated) != 1 || !repeated[0].Equal(at("2026-10-25T01:30:00Z")) {
+		t.Errorf("repeated-hour skips %v, want 01:30 UTC on the 25th", repeated)
+	}
+}
