@@ -64,7 +64,6 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"inForce":     func(t time.Time) bool { return t.After(time.Now()) },
 	"plural":      plural,
 	"kb":          func(n int) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) },
-	"minus":       func(a, b int) int { return a - b },
 	"daysSince":   func(t time.Time) int { return int(time.Since(t) / (24 * time.Hour)) },
 	"moreThan":    func(n int, fs []store.Finding) bool { return len(fs) > n },
 	"firstN":      func(n int, fs []store.Finding) []store.Finding { return fs[:min(n, len(fs))] },
