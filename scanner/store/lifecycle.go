@@ -121,20 +121,21 @@ func applyRun(ctx context.Context, tx *sql.Tx, r lifeRun, accs []Acceptance) err
 			FROM findings WHERE run_id = :run GROUP BY finding_id`,
 		`CREATE UNIQUE INDEX temp.cur_id ON cur (finding_id)`,
 	}
-	insert := func(status string) string {
+	// insert adds the run's failures that have no lifecycle yet, with
+	// status and opened_at (an SQL expression).
+	insert := func(status, opened string) string {
 		return `INSERT INTO lifecycle (finding_id, check_id, rule, asset_key, asset_kind, asset_name, asset_org,
 			asset_domain, status, first_seen_run, first_seen, last_seen_run, last_seen, last_run, last_outcome,
 			last_severity, fail_streak, pass_streak, fail_since, opened_at)
 			SELECT c.finding_id, c.check_id, c.rule, c.asset_key, c.asset_kind, c.asset_name, c.asset_org,
-			c.asset_domain, '` + status + `', :run, :at, :run, :at, :run, c.outcome, c.severity, 1, 0, :at,
-			CASE WHEN '` + status + `' = 'open' THEN :at END FROM cur c
-			WHERE c.orank >= 4 AND NOT EXISTS (SELECT 1 FROM lifecycle l WHERE l.finding_id = c.finding_id)`
+			c.asset_domain, '` + status + `', :run, :at, :run, :at, :run, c.outcome, c.severity, 1, 0, :at, ` + opened + `
+			FROM cur c WHERE c.orank >= 4 AND NOT EXISTS (SELECT 1 FROM lifecycle l WHERE l.finding_id = c.finding_id)`
 	}
 	if r.seq == 1 {
 		stmts = append(stmts,
 			`INSERT INTO life_events (run_id, finding_id, kind, since) SELECT :run, c.finding_id, 'baseline', :at
 				FROM cur c WHERE c.orank >= 4`,
-			insert("open"))
+			insert("open", ":at"))
 	} else {
 		stmts = append(stmts,
 			`UPDATE lifecycle SET fail_streak = fail_streak + 1, pass_streak = 0,
@@ -142,7 +143,7 @@ func applyRun(ctx context.Context, tx *sql.Tx, r lifeRun, accs []Acceptance) err
 				FROM cur c WHERE c.finding_id = lifecycle.finding_id AND c.orank >= 4`,
 			`UPDATE lifecycle SET pass_streak = pass_streak + 1, fail_streak = 0, fail_since = NULL
 				FROM cur c WHERE c.finding_id = lifecycle.finding_id AND c.orank <= 2`,
-			insert("pending"),
+			insert("pending", "NULL"),
 
 			`INSERT INTO life_events (run_id, finding_id, kind, since)
 				SELECT :run, finding_id, CASE status WHEN 'pending' THEN 'new' ELSE 'regressed' END, fail_since
