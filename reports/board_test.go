@@ -150,19 +150,20 @@ func TestBoardOfTheFirstRunHasNoTrendChart(t *testing.T) {
 func TestMarkdownEscapesHostileText(t *testing.T) {
 	src := fixture()
 	pipe := fd("RJ7", check.KindHost, "x.stgeorges.nhs.uk", "web.hsts.max-age", check.Fail, ChangeNew, day3,
-		"a | b [click](http://evil.example) *bold*\n# heading")
+		"a | b [click](http://evil.example) *bold*\n# heading www.evil.example mail x@evil.example")
 	src.findings[3] = append(src.findings[3], pipe)
 	var b bytes.Buffer
 	if err := WriteMarkdown(&b, mustSummary(t, src)); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, bad := range []string{"<script", "<img", "[click](", "*bold*", "\n# heading"} {
+	// GitHub autolinks bare URLs, www. names and addresses: none survive.
+	for _, bad := range []string{"<script", "<img", "[click](", "*bold*", "\n# heading", "http://evil", "www.evil", "x@evil"} {
 		if strings.Contains(out, bad) {
 			t.Errorf("markdown contains %q unescaped", bad)
 		}
 	}
-	for _, want := range []string{`a \| b \[click\](http://evil.example) \*bold\* # heading`, "&lt;script&gt;", "GOV.UK Service Manual: HTTPS; NCSC Cyber Assessment Framework (evidence)", "## Compliance by standard", "## League table"} {
+	for _, want := range []string{`a \| b \[click\](http\://evil.example) \*bold\* # heading www\.evil.example mail x\@evil.example`, "&lt;script&gt;", `GOV.UK Service Manual\: HTTPS; NCSC Cyber Assessment Framework (evidence)`, "## Compliance by standard", "## League table"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q", want)
 		}

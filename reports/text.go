@@ -70,14 +70,20 @@ func asciiSafe(s string) string {
 	return strings.Join(strings.Fields(b.String()), " ")
 }
 
-// mdEscape makes hostile text inert in Markdown: no emphasis, links, code,
-// table cells, raw HTML or entities, and no line breaks.
+// mdEscape makes hostile text inert in Markdown: no emphasis, links
+// (GitHub's autolinks of bare URLs, www. names and e-mail addresses
+// included: their ':', '@' and "www." are escaped), code, table cells, raw
+// HTML or entities, and no line breaks.
 func mdEscape(s string) string {
 	s = line(s)
 	var b strings.Builder
-	for _, r := range s {
+	for i, r := range s {
+		if r == '.' && i >= 3 && strings.EqualFold(s[i-3:i], "www") {
+			b.WriteString("\\.")
+			continue
+		}
 		switch r {
-		case '\\', '`', '*', '_', '[', ']', '|', '~':
+		case '\\', '`', '*', '_', '[', ']', '|', '~', ':', '@':
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		case '<':
