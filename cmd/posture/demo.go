@@ -157,14 +157,11 @@ func demo(ctx context.Context, g *globals, dir string, hosts, hold int) error {
 		}
 		// Night 1 is the baseline: nothing is new, so each organisation
 		// gets its starting position as a digest.
-		mails, err := reports.EmailOptions{From: "posture@nhs.net", Digest: night == 1}.Build(s)
-		if err != nil {
-			return err
-		}
 		seen := len(l.Received())
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		// The lab's mailbox is a plaintext sink on loopback: TLS off, by choice.
-		err = (&reports.Mailer{Addr: l.SMTPAddr, TLS: reports.TLSNone}).Send(sctx, mails)
+		// posture notify's path: queued in the outbox, then sent. The lab's
+		// mailbox is a plaintext sink on loopback: TLS off, by choice.
+		_, err = notify(sctx, st, s, notifyOptions{SMTP: l.SMTPAddr, TLS: "none", From: "posture@nhs.net", Digest: night == 1})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("demo: send the emails to the lab's mail server: %w", err)
