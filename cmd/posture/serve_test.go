@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/mail"
 	"os"
 	"os/exec"
@@ -21,7 +23,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nhsx/posture/reports/dashboard"
 	"github.com/nhsx/posture/scanner/lab"
+	"github.com/nhsx/posture/scanner/nightly"
 	"github.com/nhsx/posture/scanner/store"
 )
 
@@ -372,5 +376,71 @@ func TestServeRefusesBadUsageBeforeStarting(t *testing.T) {
 				t.Errorf("exit %d, output %q; want exit 2 mentioning %q", code, out.String(), tc.want)
 			}
 		})
+	}
+}
+
+func TestServeHTTPHealthIsOpenAndTheDashboardAndMetricsNeedAuthentication(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sched, err := nightly.Parse("0 2 * * *", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := dashboard.Auth{Listen: "0.0.0.0:8080", TrustedHeader: "X-Forwarded-User"}
+	s := &service{g: &globals{log: slog.New(slog.DiscardHandler)}, f: &serveFlags{listen: auth.Listen, authHeader: auth.TrustedHeader}, st: st}
+	s.sched = &nightly.Scheduler{Schedule: sched, Job: func(context.Context, nightly.Slot) error { return nil }}
+	s.metrics = nightly.NewMetrics(st, s.sched.State, s.serviceHealth)
+	if s.schema, err = st.SchemaVersion(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.handler(auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(path, user string) int {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if user != "" {
+			req.Header.Set("X-Forwarded-User", user)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		path, user string
+		want       int
+	}{
+		{"/healthz", "", 200},
+		{"/readyz", "", 503}, // the scheduler is not running yet
+		{"/metrics", "", 401},
+		{"/metrics", "alice@nhs.net", 200},
+		{"/", "", 401},
+	} {
+		if got := get(tc.path, tc.user); got != tc.want {
+			t.Errorf("GET %s (user %q): %d, want %d", tc.path, tc.user, got, tc.want)
+		}
+	}
+	// Past the access control, the dashboard answers for itself (an empty
+	// database: 503, no run yet).
+	if got := get("/", "alice@nhs.net"); got == 401 || got == 403 {
+		t.Errorf("GET / as alice: %d, want the dashboard's own answer", got)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.sched.Loop(lctx, false); close(done) }()
+	defer func() { cancel(); <-done }()
+	until(t, "the scheduler to run", 10*time.Second, func() bool { return s.sched.State().Running }, func() string { return "" })
+	if got := get("/readyz", ""); got != 200 {
+		t.Errorf("GET /readyz with the scheduler running: %d, want 200", got)
 	}
 }
