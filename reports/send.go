@@ -392,7 +392,7 @@ func startTLS(conn net.Conn, helo string) (greeting string, err error) {
 	if _, _, err := tp.ReadResponse(220); err != nil {
 		return "", fmt.Errorf("starttls: %w", err)
 	}
-	if r.Buffered() > 0 {
+	if r.Buffered() > 0 || tp.R.Buffered() > 0 {
 		return "", errors.New("starttls: the relay sent data before the TLS handshake")
 	}
 	if i := strings.IndexByte(greeting, '\n'); i >= 0 {

@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -480,5 +481,34 @@ func TestSendRejectsABadAddress(t *testing.T) {
 	}
 	if _, err := ParseTLSMode("ssl"); err == nil {
 		t.Error("--smtp-tls ssl accepted")
+	}
+}
+
+// A relay (or a man in the middle) that sends a reply after its 220 to
+// STARTTLS, before the handshake, would have it read as if protected by
+// TLS (CVE-2011-0411): the session is refused.
+func TestSendRefusesDataInjectedBeforeTheTLSHandshake(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		io.WriteString(c, "220 relay ESMTP\r\n")
+		r.ReadString('\n') // EHLO
+		io.WriteString(c, "250-relay\r\n250 STARTTLS\r\n")
+		r.ReadString('\n') // STARTTLS
+		io.WriteString(c, "220 go ahead\r\n250 injected\r\n")
+		r.ReadString('\n')
+	}()
+	err = (&Mailer{Addr: l.Addr().String(), Timeout: 2 * time.Second}).Send(sendCtx(t), fixtureEmails(t)[:1])
+	if err == nil || !strings.Contains(err.Error(), "before the TLS handshake") {
+		t.Errorf("err %v, want the injected data refused", err)
 	}
 }
