@@ -59,7 +59,7 @@ func (o storeOutbox) ExpireOutbox(ctx context.Context, cutoff time.Time) (int, e
 
 // notifyStore opens a store at path holding the fixture's three runs (the
 // outbox refers to them).
-func notifyStore(t *testing.T, path string) *store.Store {
+func notifyStore(t testing.TB, path string) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, path)

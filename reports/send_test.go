@@ -130,7 +130,7 @@ func startSink(t *testing.T, cfg *tls.Config) *sink {
 }
 
 // serveSink serves s; implicit: TLS from the first byte (cfg required).
-func serveSink(t *testing.T, s *sink, cfg *tls.Config, implicit bool) *sink {
+func serveSink(t testing.TB, s *sink, cfg *tls.Config, implicit bool) *sink {
 	t.Helper()
 	srv := smtp.NewServer(s)
 	srv.Domain = "localhost"
@@ -152,7 +152,7 @@ func serveSink(t *testing.T, s *sink, cfg *tls.Config, implicit bool) *sink {
 }
 
 // selfSigned makes a certificate for localhost and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
