@@ -278,7 +278,7 @@ func TestSendImplicitTLS(t *testing.T) {
 		}
 	}
 	// STARTTLS against an implicit-TLS port fails instead of hanging.
-	if err := (&Mailer{Addr: s.addr, TLSConfig: trusting(pool), Timeout: 2 * time.Second}).Send(sendCtx(t), es[:1]); err == nil {
+	if err := (&Mailer{Addr: s.addr, TLSConfig: trusting(pool), Timeout: 300 * time.Millisecond}).Send(sendCtx(t), es[:1]); err == nil {
 		t.Error("STARTTLS to an implicit-TLS port succeeded")
 	}
 }
