@@ -155,7 +155,11 @@ func acceptancesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			writeAcceptances(g.stdout, as, time.Now())
+			cover, err := st.AcceptanceCoverage(cmd.Context())
+			if err != nil {
+				return err
+			}
+			writeAcceptances(g.stdout, as, cover, time.Now())
 			return nil
 		},
 	}
@@ -163,15 +167,15 @@ func acceptancesCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// writeAcceptances lists acceptances as a table: id, state, what, until,
-// by, reason.
-func writeAcceptances(w io.Writer, as []store.Acceptance, now time.Time) {
+// writeAcceptances lists acceptances as a table: id, state, what, the
+// unresolved findings it matches, until, by, reason.
+func writeAcceptances(w io.Writer, as []store.Acceptance, cover map[int64]int, now time.Time) {
 	if len(as) == 0 {
 		fmt.Fprintln(w, "no risk acceptances")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tFINDING OR PATTERN\tUNTIL\tBY\tREASON")
+	fmt.Fprintln(tw, "ID\tSTATE\tFINDING OR PATTERN\tFINDINGS\tUNTIL\tBY\tREASON")
 	for _, a := range as {
 		state := "in force"
 		switch {
@@ -184,7 +188,7 @@ func writeAcceptances(w io.Writer, as []store.Acceptance, now time.Time) {
 		if a.IsPattern() {
 			what = a.CheckPattern + " on " + a.AssetPattern
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(a.ID, 10), state, what,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", strconv.FormatInt(a.ID, 10), state, what, cover[a.ID],
 			a.Until.Format("2006-01-02"), oneLine(a.By), oneLine(a.Reason))
 	}
 	tw.Flush()

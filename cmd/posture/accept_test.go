@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ func TestAcceptAPatternListAndRevoke(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, "acceptances", "--db", db)
-	if code != 0 || !strings.Contains(out, "web.hdr.* on *.legacy.example.nhs.uk") || !strings.Contains(out, "in force") {
+	if code != 0 || !regexp.MustCompile(`(?m)^1 +in force +web\.hdr\.\* on \*\.legacy\.example\.nhs\.uk +2 +2999-06-30 +ciso +retiring the legacy estate$`).MatchString(out) {
 		t.Errorf("acceptances: exit %d\n%s", code, out)
 	}
 	if code, out, errs := runCLI(t, "accept", "--db", db, "--revoke", "1"); code != 0 || !strings.Contains(out, "revoked") {

@@ -416,3 +416,37 @@ func (s *Store) AcceptanceOf(ctx context.Context, findingID string) (*Acceptance
 	}
 	return covering(as, findingID, checkID, asset, nil), nil
 }
+
+// AcceptanceCoverage counts, per acceptance id, the findings with a
+// lifecycle that are not resolved (open, accepted or pending) and that it
+// matches: what each acceptance covers now, in force or not.
+func (s *Store) AcceptanceCoverage(ctx context.Context) (map[int64]int, error) {
+	as, err := loadAcceptances(ctx, s.r)
+	if err != nil {
+		return nil, fmt.Errorf("store: acceptance coverage: %w", err)
+	}
+	out := make(map[int64]int, len(as))
+	if len(as) == 0 {
+		return out, nil
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT finding_id, check_id, asset_name FROM lifecycle WHERE status <> 'resolved'")
+	if err != nil {
+		return nil, fmt.Errorf("store: acceptance coverage: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, checkID, asset string
+		if err := rows.Scan(&id, &checkID, &asset); err != nil {
+			return nil, fmt.Errorf("store: acceptance coverage: %w", err)
+		}
+		for _, a := range as {
+			if a.Matches(id, checkID, asset) {
+				out[a.ID]++
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: acceptance coverage: %w", err)
+	}
+	return out, nil
+}
