@@ -53,6 +53,8 @@ func (o storeOutbox) MarkOutboxAttempt(ctx context.Context, id, reason string, p
 	return o.st.MarkOutboxAttempt(ctx, id, reason, permanent)
 }
 
+func (o storeOutbox) LockOutbox(ctx context.Context) (func(), error) { return o.st.LockOutbox(ctx) }
+
 func (o storeOutbox) ExpireOutbox(ctx context.Context, cutoff time.Time) (int, error) {
 	return o.st.ExpireOutbox(ctx, cutoff)
 }
@@ -418,5 +420,25 @@ func TestNotifyExpiresEmailsPendingTooLong(t *testing.T) {
 	}
 	if n := len(s.messages()); n != 0 {
 		t.Errorf("%d stale emails sent", n)
+	}
+}
+
+func TestNotifyWhileAnotherIsSendingSendsNothing(t *testing.T) {
+	st := notifyStore(t, filepath.Join(t.TempDir(), "posture.db"))
+	s, m := tlsSink(t, &sink{})
+	unlock, err := st.LockOutbox(context.Background()) // the other notify
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := NotifyOptions{Email: EmailOptions{From: "posture@nhs.net"}, Mailer: m}
+	if _, err := Notify(sendCtx(t), storeOutbox{st}, completeSummary(t), o); !errors.Is(err, store.ErrOutboxBusy) {
+		t.Errorf("err %v, want store.ErrOutboxBusy", err)
+	}
+	if r, _ := st.OutboxRunStatus(context.Background(), 3); r.Queued || len(s.messages()) != 0 {
+		t.Errorf("queued %v, sent %d while another notify held the outbox", r.Queued, len(s.messages()))
+	}
+	unlock()
+	if res, err := Notify(sendCtx(t), storeOutbox{st}, completeSummary(t), o); err != nil || res.Sent != 3 {
+		t.Errorf("once released: %+v, %v", res, err)
 	}
 }

@@ -29,6 +29,9 @@ type QueuedEmail struct {
 // Outbox keeps the emails of each run until the relay has accepted them
 // (the store's outbox table, through an adapter in cmd).
 type Outbox interface {
+	// LockOutbox is held while a notify queues and sends, so that two at
+	// once never send the same email; it fails at once if another holds it.
+	LockOutbox(ctx context.Context) (unlock func(), err error)
 	// QueueOutbox stores a run's emails unless the run was queued before
 	// (then it stores nothing and returns false).
 	QueueOutbox(ctx context.Context, runID int64, digest bool, msgs []QueuedEmail) (queued bool, err error)
@@ -138,6 +141,11 @@ func Notify(ctx context.Context, ob Outbox, s *Summary, o NotifyOptions) (Notify
 			res.Warnings = append(res.Warnings, e.Error())
 		}
 	}
+	unlock, err := ob.LockOutbox(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	queue := make([]QueuedEmail, 0, len(emails))
 	for _, e := range emails {
 		m, err := e.Message()

@@ -167,6 +167,8 @@ func (o outboxStore) MarkOutboxAttempt(ctx context.Context, id, reason string, p
 	return o.st.MarkOutboxAttempt(ctx, id, reason, permanent)
 }
 
+func (o outboxStore) LockOutbox(ctx context.Context) (func(), error) { return o.st.LockOutbox(ctx) }
+
 func (o outboxStore) ExpireOutbox(ctx context.Context, cutoff time.Time) (int, error) {
 	return o.st.ExpireOutbox(ctx, cutoff)
 }

@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -222,4 +226,43 @@ func (s *Store) OutboxRunStatus(ctx context.Context, runID int64) (OutboxRun, er
 		return r, fmt.Errorf("store: outbox run %d: %w", runID, err)
 	}
 	return r, nil
+}
+
+// ErrOutboxBusy is returned by LockOutbox when another process (or another
+// notify in this one) is sending from the same database's outbox.
+var ErrOutboxBusy = errors.New("another notify is sending from this database's outbox")
+
+// LockOutbox takes an exclusive, advisory lock for sending from the outbox
+// (a file beside the database, path+".notify.lock", holding the owner's
+// pid), so that two notifies at once (the service's and one by hand) never
+// send the same pending email twice. The kernel drops the lock when the
+// process dies: a killed notify leaves no stale lock.
+func (s *Store) LockOutbox(ctx context.Context) (unlock func(), err error) {
+	var path string
+	if err := s.r.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path); err != nil {
+		return nil, fmt.Errorf("store: outbox lock: %w", err)
+	}
+	if path == "" {
+		return nil, errors.New("store: outbox lock: the database has no file")
+	}
+	name := path + ".notify.lock"
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: outbox lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("store: %w (pid %s holds %s)", ErrOutboxBusy, strings.TrimSpace(string(b[:n])), name)
+		}
+		return nil, fmt.Errorf("store: outbox lock: %w", err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }

@@ -140,3 +140,24 @@ func TestOutboxExpiresOldPendingMessagesOnly(t *testing.T) {
 		t.Errorf("pending %v", got)
 	}
 }
+
+func TestOutboxLockIsExclusiveUntilReleased(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "posture.db")
+	s, _ := openAt(t, path)
+	unlock, err := s.LockOutbox(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another handle on the same database (another process's notify).
+	s2, _ := openAt(t, path)
+	if _, err := s2.LockOutbox(ctx); !errors.Is(err, ErrOutboxBusy) {
+		t.Fatalf("second lock: %v, want ErrOutboxBusy", err)
+	}
+	unlock()
+	unlock2, err := s2.LockOutbox(ctx)
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	unlock2()
+}
