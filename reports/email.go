@@ -73,7 +73,7 @@ func (o EmailOptions) Build(s *Summary) ([]Email, error) {
 		switch {
 		case f.Outcome.Counts() && f.Status == StatusAccepted:
 			v.Accepted++
-		case f.Outcome.Counts() && f.Change == changeReopened:
+		case f.Outcome.Counts() && f.Change == ChangeReopened:
 			v.Reopened = append(v.Reopened, f)
 		case f.Outcome.Counts() && f.Change == "":
 			// Pending: not yet failing for the runs the lifecycle holds a
@@ -157,9 +157,6 @@ type emailView struct {
 }
 
 func (v *emailView) Relevant(f Finding) string { return refsText(v.refsOf(f)) }
-
-// changeReopened is ChangeReopened (source.go): a risk acceptance lapsed.
-const changeReopened = "reopened"
 
 // Subject prefixes; a digest is told apart by its prefix.
 const (
