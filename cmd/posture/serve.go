@@ -113,6 +113,7 @@ func serve(ctx context.Context, g *globals, f *serveFlags) error {
 	s.sched = &nightly.Scheduler{Schedule: sched, Job: s.job, Log: g.log,
 		Skipped: func(_ time.Time, reason string) { s.metrics.SkippedSlots.WithLabelValues(reason).Inc() }}
 	s.metrics = nightly.NewMetrics(st, s.sched.State, s.serviceHealth)
+	s.setServices(cfg) // configured, none found down yet
 	h, err := s.handler(auth)
 	if err != nil {
 		return &usageError{err}
@@ -145,7 +146,9 @@ func serve(ctx context.Context, g *globals, f *serveFlags) error {
 			stopErr = err // the loop ended by itself: a bug, not a signal
 		}
 	case <-ctx.Done():
-		g.log.Info("stopping: the run in progress is interrupted (resumed at the next start)", "grace", f.grace)
+		if s.sched.State().Busy {
+			g.log.Info("stopping: the run in progress is interrupted (resumed at the next start)", "grace", f.grace.String())
+		}
 		select {
 		case <-loop:
 		case <-time.After(f.grace):
@@ -216,8 +219,10 @@ func (s *service) job(ctx context.Context, slot nightly.Slot) error {
 	start := time.Now()
 	s.g.log.Info("run starting", "slot", slot.At, "resume", slot.Resume)
 	stats, err := runPipeline(ctx, s.g, &s.f.scan, s.st, cfg, s.notify)
-	status := string(store.Complete)
+	status := string(store.Complete) // the run's, not notify's: a run complete but not notified is complete
 	switch {
+	case stats != nil && stats.Status != "":
+		status = stats.Status
 	case err != nil && ctx.Err() != nil:
 		status = string(store.Interrupted)
 	case err != nil:

@@ -444,3 +444,27 @@ func TestServeHTTPHealthIsOpenAndTheDashboardAndMetricsNeedAuthentication(t *tes
 		t.Errorf("GET /readyz with the scheduler running: %d, want 200", got)
 	}
 }
+
+func TestServeSkipsASlotWhileAnotherScanHoldsTheLock(t *testing.T) {
+	s := newServeLab(t, 5, "@every 1s")
+	unlock, err := store.LockScans(s.db) // a manual `posture scan` in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.start(t)
+	until(t, "a slot skipped as locked", 60*time.Second, func() bool {
+		return strings.Contains(s.childOut.String(), `"reason":"locked"`)
+	}, s.childOut.String)
+	if runs := runsOf(t, s.db); len(runs) != 0 {
+		t.Errorf("runs while the lock was held: %+v, want none", runs)
+	}
+	if n, ok := gauge(scrapeMetrics(t, s.addr), "posture_skipped_slots_total", "reason", "locked"); !ok || n < 1 {
+		t.Errorf("posture_skipped_slots_total{reason=locked} = %v, want at least 1", n)
+	}
+	unlock()
+	until(t, "a run once the lock is free", 60*time.Second, func() bool { return len(runsOf(t, s.db)) > 0 }, s.childOut.String)
+	s.child.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0\n%s", code, s.childOut.String())
+	}
+}
