@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -453,3 +455,85 @@ func TestRebuildWithAHoldReplaysEveryRunWithIt(t *testing.T) {
 		t.Errorf("%d runs record hold 1, want 2", n)
 	}
 }
+
+// BenchmarkFinishRunWithAcceptances is BenchmarkFinishRun's 100,000
+// findings (20,000 failing, shifting each run) with 50 single-finding
+// acceptances and 3 patterns, one of them matching every host.
+func BenchmarkFinishRunWithAcceptances(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir()+"/posture.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fill := func(runID int64, shift int) {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 20000 {
+			a := check.Asset{Kind: check.KindHost, Name: fmt.Sprintf("h%d.example.nhs.uk", i), Org: "RXX"}
+			var evID int64
+			if err := tx.QueryRowContext(ctx, `INSERT INTO evidence (run_id, check_id, asset_key, asset_kind,
+				asset_name, collected_at) VALUES (?, 'tls', ?, 'host', ?, '') RETURNING id`,
+				runID, a.Key(), a.Name).Scan(&evID); err != nil {
+				b.Fatal(err)
+			}
+			var fs []check.Finding
+			for k := range 5 {
+				o := check.Pass
+				if (i+k+shift)%5 == 0 {
+					o = check.Fail
+				}
+				fs = append(fs, finding(fmt.Sprintf("tls.rule%d", k), a, o))
+			}
+			if err := replaceFindings(ctx, tx, runID, evID, fs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range b.N + 1 {
+		r, _, err := s.BeginRun(ctx, fmt.Sprint(i), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		fill(r.ID, 0) // the same failures every run: 20,000 open
+		if i == 0 {
+			until := s.now().Add(365 * 24 * time.Hour)
+			for _, p := range [][2]string{{"tls.rule1", "*.example.nhs.uk"}, {"web.*", "*"}, {"tls.rule?", "h7.example.nhs.uk"}} {
+				if _, err := s.db().ExecContext(ctx, `INSERT INTO risk_acceptances (check_pattern, asset_pattern, reason,
+					until, accepted_by, accepted_at) VALUES (?, ?, 'r', ?, 'me', '')`, p[0], p[1], fmtTime(until)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for j := range 50 {
+				f := finding("tls.rule0", check.Asset{Kind: check.KindHost, Name: fmt.Sprintf("h%d.example.nhs.uk", j*5)}, check.Fail)
+				if _, err := s.db().ExecContext(ctx, `INSERT INTO risk_acceptances (finding_id, reason, until, accepted_by,
+					accepted_at) VALUES (?, 'r', ?, 'me', '')`, f.ID(), fmtTime(until)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		} else {
+			b.StartTimer()
+		}
+		if err := s.FinishRun(ctx, r.ID, Complete); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	lives, _ := s.Lifecycle(ctx)
+	accepted := 0
+	for _, l := range lives {
+		if l.Status == StatusAccepted {
+			accepted++
+		}
+	}
+	b.ReportMetric(float64(accepted), "accepted")
+}
+
+// db is the writer, for benchmarks that set up rows directly.
+func (s *Store) db() *sql.DB { return s.w }
