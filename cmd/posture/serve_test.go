@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/nhsx/posture/checks"
+	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/reports/dashboard"
 	"github.com/nhsx/posture/scanner/lab"
 	"github.com/nhsx/posture/scanner/nightly"
@@ -467,4 +469,76 @@ func TestServeSkipsASlotWhileAnotherScanHoldsTheLock(t *testing.T) {
 	if code := s.wait(t, 30*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0\n%s", code, s.childOut.String())
 	}
+}
+
+func TestServeAtStartSendsTheNewestCompleteRunsEmailsOnceIfItDiedBeforeSending(t *testing.T) {
+	ctx := context.Background()
+	l, err := lab.Start(ctx, lab.Config{Domains: 1}) // its mail sink
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	db := filepath.Join(t.TempDir(), "p.db")
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// A run completed by a service that died before notifying: two
+	// organisations with failures, never queued in the outbox.
+	var orgs []store.Org
+	for _, code := range []string{"RXA", "RXB"} {
+		orgs = append(orgs, store.Org{Code: code, Name: code + " Trust", Contacts: []string{"it@" + strings.ToLower(code) + ".nhs.uk"},
+			Domains: []string{strings.ToLower(code) + ".nhs.uk"}})
+	}
+	if err := st.PutOrganisations(ctx, orgs); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err := st.BeginRun(ctx, "k", "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := checksCatalogueID(t)
+	for _, o := range orgs {
+		a := check.Asset{Kind: check.KindDomain, Name: o.Domains[0], Domain: o.Domains[0], Org: o.Code}
+		f := check.Finding{CheckID: id, Rule: "r", Asset: a, Outcome: check.Fail, Severity: check.High, Message: "bad"}
+		if err := st.PutResult(ctx, run.ID, check.Evidence{CheckID: id, Asset: a, CollectedAt: time.Now()}, []check.Finding{f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.FinishRun(ctx, run.ID, store.Complete); err != nil {
+		t.Fatal(err)
+	}
+
+	s := &service{g: &globals{log: slog.New(slog.DiscardHandler)}, st: st,
+		f: &serveFlags{notify: notifyOptions{SMTP: l.SMTPAddr, TLS: "none", From: "posture@nhs.net", Digest: true}}}
+	s.f.scan.db = db
+	s.metrics = nightly.NewMetrics(st, nil, nil)
+	s.catchUpNotify(ctx)
+	first := messageIDs(t, l)
+	if len(first) != 2 {
+		t.Fatalf("emails after the first start: %v, want one per organisation", first)
+	}
+	s.catchUpNotify(ctx) // the next start: the run is notified already
+	again := messageIDs(t, l)
+	for mid, n := range again {
+		if n != 1 {
+			t.Errorf("Message-ID %s received %d times", mid, n)
+		}
+	}
+	if len(again) != len(first) {
+		t.Errorf("emails after the second start: %v, want the first start's %v only", again, first)
+	}
+}
+
+// checksCatalogueID is a real catalogue id, so the summary keeps the finding.
+func checksCatalogueID(t *testing.T) string {
+	t.Helper()
+	for _, m := range checks.Catalogue() {
+		if m.Family == "dns" {
+			return m.ID
+		}
+	}
+	t.Fatal("no dns check in the catalogue")
+	return ""
 }
