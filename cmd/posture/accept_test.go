@@ -136,7 +136,7 @@ func TestHoldFlagsRefuseLessThanOne(t *testing.T) {
 		}
 	}
 	// reeval --hold 1 rebuilds the lifecycle with it.
-	if code, out, errs := runCLI(t, "reeval", "--db", db, "--hold", "1"); code != 0 {
+	if code, out, errs := runCLI(t, "reeval", "--db", db, "--hold", "1"); code != 0 || !strings.Contains(out, "with a hold of 1") {
 		t.Errorf("reeval --hold 1: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -99,10 +99,17 @@ func reevalCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			if run.Status == store.Complete {
+			// --hold rebuilds the lifecycle even when the newest run is
+			// unfinished: every complete run is replayed with it.
+			if run.Status == store.Complete || hold > 0 {
 				if err := st.RebuildLifecycle(ctx); err != nil {
 					return err
 				}
+			}
+			if hold > 0 {
+				fmt.Fprintf(g.stdout, "lifecycle rebuilt: every complete run with a hold of %d\n", hold)
+			}
+			if run.Status == store.Complete {
 				// The run's findings changed: so did its scores.
 				if err := RecordRunScores(ctx, st, run.ID); err != nil {
 					return err
