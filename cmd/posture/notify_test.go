@@ -187,3 +187,24 @@ func TestNotifyCLIRefusesUnsafeOrBadSettings(t *testing.T) {
 		t.Errorf("--smtp-tls none: no warning (exit %d)\n%s%s", code, out, errs)
 	}
 }
+
+func TestNotifyDigestDayOverridesDigest(t *testing.T) {
+	mon := time.Date(2026, 11, 30, 12, 0, 0, 0, time.Local) // a Monday, local time
+	for _, tc := range []struct {
+		digest bool
+		day    string
+		at     time.Time
+		want   bool
+	}{
+		{false, "", mon, false},
+		{true, "", mon, true},
+		{false, "Mon", mon, true},
+		{true, "Mon", mon.AddDate(0, 0, 1), false},
+		{false, "tuesday", mon.AddDate(0, 0, 1), true},
+	} {
+		eo, err := notifyOptions{From: "posture@nhs.net", Digest: tc.digest, DigestDay: tc.day}.emailOptions(tc.at)
+		if err != nil || eo.Digest != tc.want {
+			t.Errorf("--digest=%v --digest-day %q on a %s: digest %v, %v; want %v", tc.digest, tc.day, tc.at.Weekday(), eo.Digest, err, tc.want)
+		}
+	}
+}
