@@ -442,3 +442,34 @@ func TestNotifyWhileAnotherIsSendingSendsNothing(t *testing.T) {
 		t.Errorf("once released: %+v, %v", res, err)
 	}
 }
+
+// One of an organisation's contacts is refused (550): the others get the
+// email, it is sent (never again), and the refusal is a warning.
+func TestNotifyARefusedContactDoesNotHoldUpTheOthers(t *testing.T) {
+	st := notifyStore(t, filepath.Join(t.TempDir(), "posture.db"))
+	s, m := tlsSink(t, &sink{refuse: "security@epsom-sthelier.nhs.uk"})
+	res, err := Notify(sendCtx(t), storeOutbox{st}, completeSummary(t), NotifyOptions{Email: EmailOptions{From: "posture@nhs.net"}, Mailer: m})
+	if err != nil || res.Sent != 3 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool {
+		return strings.Contains(w, "security@epsom-sthelier.nhs.uk") && strings.Contains(w, "550")
+	}) {
+		t.Errorf("warnings %q lack the refused contact", res.Warnings)
+	}
+	rvr := 0
+	for _, r := range s.messages() {
+		if slices.Contains(r.to, "it@epsom-sthelier.nhs.uk") {
+			rvr++
+			if !slices.Equal(r.to, []string{"it@epsom-sthelier.nhs.uk"}) {
+				t.Errorf("RVR envelope %v", r.to)
+			}
+		}
+	}
+	if rvr != 1 {
+		t.Errorf("RVR's other contact got %d emails, want 1", rvr)
+	}
+	if got := outboxStatus(t, st); got[store.OutboxSent] != 3 {
+		t.Errorf("outbox %v", got)
+	}
+}

@@ -36,6 +36,8 @@ type sink struct {
 	// onData, when set, sees each message before it is accepted; an error
 	// refuses it (an *smtp.SMTPError is the relay's reply).
 	onData func(n int, data []byte, c *smtp.Conn) error
+	// refuse is a recipient it refuses with 550.
+	refuse string
 
 	mu     sync.Mutex
 	got    []received
@@ -95,6 +97,9 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if to == ss.s.refuse {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+	}
 	ss.cur.to = append(ss.cur.to, to)
 	return nil
 }
