@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -160,4 +161,18 @@ func TestOutboxLockIsExclusiveUntilReleased(t *testing.T) {
 		t.Fatalf("after unlock: %v", err)
 	}
 	unlock2()
+}
+
+func TestOutboxLockOfARelativePathIsBesideTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s, _ := openAt(t, "posture.db")
+	unlock, err := s.LockOutbox(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(dir, "posture.db.notify.lock")); err != nil {
+		t.Error(err)
+	}
 }
