@@ -39,7 +39,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad family is exit 2", []string{"scan", "--only", "dns,bogus", "--db", filepath.Join(dir, "x.db")}, 2, `--only "bogus"`},
 		{"report on a missing database is exit 2", []string{"report", "board", "--db", filepath.Join(dir, "none.db")}, 2, "none.db"},
 		{"notify needs exactly one destination", []string{"notify", "--db", filepath.Join(dir, "none.db")}, 2, "exactly one of"},
-		{"export rejects an unknown format", []string{"export", "--format", "xml", "--db", filepath.Join(dir, "none.db")}, 2, "want jsonl, csv or sarif"},
+		{"export rejects an unknown format", []string{"export", "--format", "xml", "--db", filepath.Join(dir, "none.db")}, 2, "want jsonl, csv, sarif or scores"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
