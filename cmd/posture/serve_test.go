@@ -25,6 +25,7 @@ import (
 
 	"github.com/nhsx/posture/checks"
 	"github.com/nhsx/posture/checks/check"
+	"github.com/nhsx/posture/checks/nuclei"
 	"github.com/nhsx/posture/reports/dashboard"
 	"github.com/nhsx/posture/scanner/lab"
 	"github.com/nhsx/posture/scanner/nightly"
@@ -93,7 +94,8 @@ func newServeLab(t *testing.T, domains int, schedule string) *serveLab {
 // so that real signals reach it) with extra flags.
 func (s *serveLab) start(t *testing.T, extra ...string) {
 	t.Helper()
-	s.child = cliChild(append(append([]string{}, s.args...), extra...)...)
+	s.child = postureChild(append(append([]string{}, s.args...), extra...)...)
+	t.Logf("posture serve: %s", s.child.Path)
 	s.childOut = &lockedBuffer{}
 	s.child.Stdout, s.child.Stderr = s.childOut, s.childOut
 	if err := s.child.Start(); err != nil {
@@ -106,6 +108,18 @@ func (s *serveLab) start(t *testing.T, extra ...string) {
 			s.child.Process.Kill()
 		}
 	})
+}
+
+// postureChild runs the real binary: the one TestMain built for the
+// nuclei worker (or make test's bin/posture), both built from this tree;
+// without one that knows serve, the CLI in this test binary.
+func postureChild(args ...string) *exec.Cmd {
+	if bin := os.Getenv(nuclei.WorkerEnv); bin != "" {
+		if exec.Command(bin, "serve", "--help").Run() == nil {
+			return exec.Command(bin, args...)
+		}
+	}
+	return cliChild(args...)
 }
 
 // wait waits for the child to exit (at most d) and returns its exit code.
