@@ -123,7 +123,8 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 		if !verbose {
 			level = slog.LevelWarn
 		}
-		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+		// termLog: a log line goes above the progress line, not into it.
+		return slog.New(slog.NewTextHandler(termLog{w}, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -50,8 +50,48 @@ func (p *progress) attach(o *scanner.Options) {
 	o.Progress, o.Phase = p.update, p.enter
 }
 
+// screen is the progress line drawn on the terminal, if any: the
+// terminal's log writer (termLog) clears it before a log line and draws it
+// again after, so that a warning never lands in the middle of it.
+var screen struct {
+	sync.Mutex
+	p *progress
+}
+
+// termLog is the log writer of a terminal.
+type termLog struct{ w io.Writer }
+
+func (t termLog) Write(b []byte) (int, error) {
+	screen.Lock()
+	p := screen.p
+	screen.Unlock()
+	if p == nil {
+		return t.w.Write(b)
+	}
+	return p.above(b)
+}
+
+// above writes b (whole lines) above the progress line.
+func (p *progress) above(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.onScreen == 0 {
+		return p.w.Write(b)
+	}
+	fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.onScreen))
+	n, err := p.w.Write(b)
+	p.onScreen = 0
+	p.line(p.status())
+	return n, err
+}
+
 // enter ends the phase in course and begins name, of total units.
 func (p *progress) enter(name string, total int) {
+	if p.tty {
+		screen.Lock()
+		screen.p = p
+		screen.Unlock()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finishLocked()
@@ -69,6 +109,11 @@ func (p *progress) enter(name string, total int) {
 func (p *progress) update(done, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.phase == "" && p.tty { // told no phase: the jobs are the scan
+		screen.Lock()
+		screen.p = p
+		screen.Unlock()
+	}
 	if p.phase == "" { // told no phase: the jobs are the scan
 		p.phase, p.unit, p.start, p.lastLog, p.fresh = "scan", "jobs", p.now(), p.now(), true
 	}
@@ -87,6 +132,11 @@ func (p *progress) update(done, total int) {
 // close ends the phase in course (an interrupted run's too) and stops the
 // clock.
 func (p *progress) close() {
+	screen.Lock()
+	if screen.p == p {
+		screen.p = nil
+	}
+	screen.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finishLocked()

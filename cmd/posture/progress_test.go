@@ -228,3 +228,43 @@ func TestScanShowsProgressOnATerminalAndLogsElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLinesGoAboveTheProgressLine: a warning logged on the terminal
+// while the progress line is drawn clears it, takes a line of its own,
+// and the progress line is drawn again below it.
+func TestLogLinesGoAboveTheProgressLine(t *testing.T) {
+	m, tty := openPTY(t)
+	out := drain(m)
+	c := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	p := newProgress(tty, nil)
+	p.now, p.tick = c.now, 0
+	log := newLogger(tty, false)
+	p.enter("scan", 10)
+	p.update(0, 10)
+	c.add(time.Second)
+	p.update(5, 10)
+	log.Warn("a warning", "domain", "example.nhs.uk")
+	c.add(time.Second)
+	p.update(10, 10)
+	p.close()
+	log.Warn("after the display")
+	tty.Close()
+	got := <-out
+	// The warning starts a line (after the blanked progress line's \r)
+	// and the progress line follows it, redrawn.
+	i := strings.Index(got, "level=WARN msg=\"a warning\"")
+	if i < 0 {
+		t.Fatalf("no warning on the terminal:\n%q", got)
+	}
+	before, after := got[:i], got[i:]
+	before = before[:strings.LastIndex(before, "time=")]
+	if !strings.HasSuffix(before, " \r") {
+		t.Errorf("the warning does not start at the line's start:\n%q", got)
+	}
+	if !strings.Contains(after, "\r\n\rscan") || !strings.Contains(after, "5/10 jobs") {
+		t.Errorf("the progress line is not drawn again below the warning:\n%q", got)
+	}
+	if !strings.Contains(after, "10/10 jobs") || !strings.Contains(after, "level=WARN msg=\"after the display\"") {
+		t.Errorf("after the phase:\n%q", got)
+	}
+}
