@@ -23,7 +23,7 @@ import (
 type serveFlags struct {
 	scan                      scanFlags
 	schedule, tz, listen      string
-	grace                     time.Duration
+	grace, catchUp            time.Duration
 	authHeader, basicAuthFile string
 	notify                    notifyOptions
 }
@@ -44,6 +44,7 @@ func serveCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.tz, "tz", "", "time zone of the schedule (e.g. Europe/London; default UTC, or the spec's CRON_TZ=)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "HTTP address of the dashboard, /metrics, /healthz and /readyz; beyond loopback it needs --auth-header or --basic-auth-file")
 	fl.DurationVar(&f.grace, "grace", 30*time.Second, "on SIGTERM or SIGINT, how long to wait for the run in progress to stop (marked interrupted, resumed at the next start) before exiting anyway")
+	fl.DurationVar(&f.catchUp, "catch-up", 0, "at start, run at once if a slot came in this window before it and no run started since (the service was down at that time); 0: wait for the next slot")
 	fl.StringVar(&f.authHeader, "auth-header", "", "trust this request header (set by an authenticating reverse proxy) as the user's name; requests without it are refused")
 	fl.StringVar(&f.basicAuthFile, "basic-auth-file", "", "htpasswd file of user:bcrypt-hash lines (htpasswd -B) for HTTP basic authentication")
 	f.notify.Warn = g.stderr
@@ -83,6 +84,9 @@ func serve(ctx context.Context, g *globals, f *serveFlags) error {
 	}
 	if f.grace <= 0 {
 		return usagef("--grace must be positive")
+	}
+	if f.catchUp < 0 {
+		return usagef("--catch-up must not be negative")
 	}
 	if f.notify.SMTP != "" {
 		if _, err := f.notify.mailer(); err != nil {
@@ -131,9 +135,16 @@ func serve(ctx context.Context, g *globals, f *serveFlags) error {
 	}()
 	g.log.Info("serving", "listen", ln.Addr().String(), "schedule", f.schedule, "tz", tzName(loc), "db", f.scan.db)
 
-	resume, err := s.unfinished(ctx, cfg)
+	last, err := s.newestRun(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	resume := last.Status == store.Running || last.Status == store.Interrupted
+	if resume {
+		g.log.Info("an unfinished run of this configuration: resuming it now", "run", last.ID, "status", last.Status)
+	} else if slot, ok := nightly.Missed(sched, last.StartedAt, time.Now(), f.catchUp); ok {
+		g.log.Info("a slot came while the service was down: running now (--catch-up)", "slot", slot, "last_run_started", last.StartedAt)
+		resume = true
 	}
 	s.catchUpNotify(ctx)
 	loop := make(chan error, 1)
@@ -171,31 +182,27 @@ func tzName(loc *time.Location) string {
 	return loc.String()
 }
 
-// unfinished says whether the newest run of this configuration stopped
-// before completing (killed: running; signalled: interrupted): the
-// scheduler then takes it up at once, and the store's BeginRun resumes it
-// by its key instead of starting another.
-func (s *service) unfinished(ctx context.Context, cfg *scanner.Config) (bool, error) {
+// newestRun is the newest run of this configuration (zero if none). If it
+// stopped before completing (killed: running; signalled: interrupted), the
+// scheduler takes it up at once, and the store's BeginRun resumes it by
+// its key instead of starting another.
+func (s *service) newestRun(ctx context.Context, cfg *scanner.Config) (store.Run, error) {
 	c := *cfg
 	c.Checks, _ = scanner.Select(c.Checks, c.Families) // as scanner.Run keys it
 	key, err := c.Key()
 	if err != nil {
-		return false, err
+		return store.Run{}, err
 	}
 	runs, err := s.st.Runs(ctx)
 	if err != nil {
-		return false, err
+		return store.Run{}, err
 	}
 	for _, r := range runs { // newest first
 		if r.Key == key {
-			if r.Status == store.Running || r.Status == store.Interrupted {
-				s.g.log.Info("an unfinished run of this configuration: resuming it now", "run", r.ID, "status", r.Status)
-				return true, nil
-			}
-			return false, nil
+			return r, nil
 		}
 	}
-	return false, nil
+	return store.Run{}, nil
 }
 
 // job is one scheduled run: under the scan lock (never two at once, and

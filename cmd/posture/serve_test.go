@@ -556,3 +556,28 @@ func checksCatalogueID(t *testing.T) string {
 	t.Fatal("no dns check in the catalogue")
 	return ""
 }
+
+func TestServeCatchesUpASlotItWasDownForWhenAsked(t *testing.T) {
+	// Hourly at :00: a slot came within the last hour, and the database has
+	// no run since, so with --catch-up the service runs at start.
+	s := newServeLab(t, 5, "0 * * * *")
+	s.start(t, "--catch-up", "2h")
+	until(t, "a run at start", 60*time.Second, func() bool {
+		for _, r := range runsOf(t, s.db) {
+			if r.Status == store.Complete {
+				return true
+			}
+		}
+		return false
+	}, s.childOut.String)
+	if !strings.Contains(s.childOut.String(), "--catch-up") {
+		t.Errorf("the log does not say why it ran at start:\n%s", s.childOut.String())
+	}
+	s.child.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0\n%s", code, s.childOut.String())
+	}
+	if runs := runsOf(t, s.db); len(runs) != 1 {
+		t.Errorf("runs: %+v, want the one caught up", runs)
+	}
+}

@@ -100,8 +100,25 @@ var ErrLocked = errors.New("nightly: another scan holds the lock")
 
 // Slot is one scheduled run.
 type Slot struct {
-	At     time.Time // the scheduled time; for a resume, the start time
-	Resume bool      // taking up an interrupted run at start, not a slot
+	At time.Time // the scheduled time; for a run at start, the start time
+	// Resume: a run at start, not at a slot (an interrupted run taken up,
+	// or a missed slot caught up).
+	Resume bool
+}
+
+// Missed returns the latest slot after since and at most window before
+// now: a slot that came while the service was not running, and was not
+// run (since is when the last run started). False if there is none.
+func Missed(s Schedule, since, now time.Time, window time.Duration) (time.Time, bool) {
+	from := now.Add(-window)
+	if since.After(from) {
+		from = since
+	}
+	var last time.Time
+	for t, i := s.Next(from), 0; i < maxSkips && !t.IsZero() && !t.After(now); t, i = s.Next(t), i+1 {
+		last = t
+	}
+	return last, !last.IsZero()
 }
 
 // Scheduler runs Job at each slot of Schedule, one at a time.
@@ -126,7 +143,7 @@ type Scheduler struct {
 const maxSkips = 100000
 
 // Loop runs until ctx is done, and returns ctx's error then. With resume it
-// first runs Job at once (an interrupted run to take up). A job that
+// first runs Job at once (an interrupted run to take up, or a missed slot). A job that
 // overruns the following slots skips them; the next run is at the first
 // slot after the job ended.
 func (s *Scheduler) Loop(ctx context.Context, resume bool) error {
@@ -144,7 +161,7 @@ func (s *Scheduler) Loop(ctx context.Context, resume bool) error {
 	after := clk.Now()
 	var last time.Time // the last slot run
 	if resume {
-		log.Info("resuming the interrupted run")
+		log.Info("running at start")
 		s.run(ctx, log, Slot{At: after, Resume: true})
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -276,3 +276,33 @@ func TestTheRepeatedHourWhenTheClocksGoBackRunsOnce(t *testing.T) {
 		t.Errorf("repeated-hour skips %v, want 01:30 UTC on the 25th", repeated)
 	}
 }
+
+func TestMissedFindsTheSlotTheServiceWasDownFor(t *testing.T) {
+	s, err := Parse("0 2 * * *", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, since, now string
+		window           time.Duration
+		want             string // "" for none
+	}{
+		{"down over 02:00, back at 02:10", "2026-12-01T02:00:00Z", "2026-12-02T02:10:00Z", 6 * time.Hour, "2026-12-02T02:00:00Z"},
+		{"ran at 02:00 today", "2026-12-02T02:00:00Z", "2026-12-02T09:00:00Z", 12 * time.Hour, ""},
+		{"missed, but longer ago than the window", "2026-12-01T02:00:00Z", "2026-12-02T09:00:00Z", 6 * time.Hour, ""},
+		{"a new database, a slot in the window", "0001-01-01T00:00:00Z", "2026-12-02T07:00:00Z", 6 * time.Hour, "2026-12-02T02:00:00Z"},
+		{"two nights missed: the latest only", "2026-11-29T02:00:00Z", "2026-12-02T03:00:00Z", 72 * time.Hour, "2026-12-02T02:00:00Z"},
+		{"window 0: never", "2026-11-29T02:00:00Z", "2026-12-02T03:00:00Z", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			since, _ := time.Parse(time.RFC3339, tc.since)
+			got, ok := Missed(s, since, at(tc.now), tc.window)
+			switch {
+			case tc.want == "" && ok:
+				t.Errorf("missed %v, want none", got)
+			case tc.want != "" && (!ok || !got.Equal(at(tc.want))):
+				t.Errorf("missed %v (%v), want %s", got, ok, tc.want)
+			}
+		})
+	}
+}
