@@ -344,4 +344,26 @@ func (p *Page) Screenshot(path string) error {
 	return os.WriteFile(path, png, 0o644)
 }
 
+// ScreenshotTop writes a PNG of the top of the page, height CSS pixels
+// (or the whole page if it is shorter) at the window's width: what a
+// reader sees first, for documentation.
+func (p *Page) ScreenshotTop(path string, height int) error {
+	var size struct{ W, H float64 }
+	if err := p.Eval(`({W: document.documentElement.clientWidth, H: document.documentElement.scrollHeight})`, &size); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 60*time.Second)
+	defer cancel()
+	r, err := chromedp.Call(ctx, page.CaptureScreenshot, page.CaptureScreenshotParams{
+		Format:                page.CaptureScreenshotFormatPng,
+		Clip:                  &page.Viewport{Width: size.W, Height: min(size.H, float64(height)), Scale: 1},
+		CaptureBeyondViewport: ptr(true),
+		FromSurface:           ptr(true),
+	})
+	if err != nil {
+		return fmt.Errorf("browsertest: screenshot: %w", err)
+	}
+	return os.WriteFile(path, r.Data, 0o644)
+}
+
 func ptr[T any](v T) *T { return &v }
