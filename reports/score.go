@@ -106,6 +106,7 @@ type scorerKey struct {
 type scorerVal struct {
 	weight int64
 	stds   []string
+	idx    []int // of stds in BoardStandards, plus one (0 is AllChecks)
 }
 
 func newScorer(meta map[string]check.Meta) *scorer {
@@ -115,10 +116,10 @@ func newScorer(meta map[string]check.Meta) *scorer {
 // of is the weight and standards of a finding's check: the catalogue's
 // severity and citations, so that a check weighs the same whatever its
 // findings say; a check the catalogue lacks takes its finding's.
-func (sc *scorer) of(f Finding) (int64, []string) {
+func (sc *scorer) of(f *Finding) scorerVal {
 	k := scorerKey{f.CheckID, f.Asset.Kind}
 	if v, ok := sc.memo[k]; ok {
-		return v.weight, v.stds
+		return v
 	}
 	m, ok := sc.meta[f.CheckID]
 	sev, refs, family := m.Severity, m.Standards, m.Family
@@ -129,31 +130,54 @@ func (sc *scorer) of(f Finding) (int64, []string) {
 		family, _, _ = strings.Cut(f.CheckID, ".")
 	}
 	v := scorerVal{weight: Weight(sev), stds: standardsOf(family, f.Asset.Kind, refs)}
+	for _, id := range v.stds {
+		for i, b := range BoardStandards {
+			if b.ID == id {
+				v.idx = append(v.idx, i+1)
+			}
+		}
+	}
 	sc.memo[k] = v
-	return v.weight, v.stds
+	return v
+}
+
+// maxStandards bounds BoardStandards (computeScores counts in arrays).
+const maxStandards = 15
+
+func init() {
+	if len(BoardStandards) > maxStandards {
+		panic("reports: more board standards than maxStandards")
+	}
 }
 
 // computeScores is the one place scores are computed: every organisation's
-// own tallies (its own assets) from a run's cells (tally), by standard. Rolling
-// them up the hierarchy is rollUp's.
+// own tallies (its own assets) from a run's cells (tally), by standard.
+// Rolling them up the hierarchy is rollUp's.
 func computeScores(cells map[cellKey]*cell, sc *scorer) map[string]Tallies {
-	own := map[string]Tallies{}
+	// Arrays indexed by standard while counting: a national run has some
+	// 90,000 cells, each counting towards three standards or so.
+	acc := map[string]*[maxStandards + 1]Tally{}
 	for k, c := range cells {
-		ts := own[k.org]
+		ts := acc[k.org]
 		if ts == nil {
-			ts = Tallies{}
-			own[k.org] = ts
+			ts = new([maxStandards + 1]Tally)
+			acc[k.org] = ts
 		}
-		w, stds := sc.of(*c.f)
-		add := func(std string) {
-			t := ts[std]
-			t.add(c.worst, c.accepted, w)
-			ts[std] = t
+		v := sc.of(c.f)
+		ts[0].add(c.worst, c.accepted, v.weight)
+		for _, i := range v.idx {
+			ts[i].add(c.worst, c.accepted, v.weight)
 		}
-		add(AllChecks)
-		for _, id := range stds {
-			add(id)
+	}
+	own := make(map[string]Tallies, len(acc))
+	for org, ts := range acc {
+		m := Tallies{AllChecks: ts[0]}
+		for i, b := range BoardStandards {
+			if ts[i+1] != (Tally{}) {
+				m[b.ID] = ts[i+1]
+			}
 		}
+		own[org] = m
 	}
 	return own
 }

@@ -608,8 +608,7 @@ func (s *Summary) listStandards() {
 			continue
 		}
 		seen[k] = true
-		_, stds := s.scorer.of(f)
-		for _, id := range stds {
+		for _, id := range s.scorer.of(&f).stds {
 			if !slices.Contains(checks[id], f.CheckID) {
 				checks[id] = append(checks[id], f.CheckID)
 			}
