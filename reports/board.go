@@ -243,10 +243,11 @@ func newBoardView(s *Summary, links Links) *boardView {
 		{Label: "Organisations", Value: fmt.Sprint(countLeaves(s))},
 	}
 	v.HasTrend = len(s.Trend) > 1
-	v.Trend = newChart(s.Trend, e.Trend)
+	marks := markRuns(s)
+	v.Trend = newChart(s.Trend, e.Trend, marks)
 	v.Windows, v.WindowRuns = windowHeads(s)
 	for _, st := range s.Standards {
-		v.Standards = append(v.Standards, standardRowOf(s, st.BoardStandard, s.Estate, st.Trend, st.Checks))
+		v.Standards = append(v.Standards, standardRowOf(s, st.BoardStandard, s.Estate, st.Trend, st.Checks, marks))
 	}
 	v.League, v.Groups = leagueOf(s, s.Orgs, links)
 	v.Improving, v.Declining = movers(v.League, 5)
@@ -330,7 +331,7 @@ func pointsDelta(d float64, ok bool) delta {
 
 func changeDelta(o *OrgSummary, i int, std string) delta { return pointsDelta(o.Change(i, std)) }
 
-func standardRowOf(s *Summary, b BoardStandard, o *OrgSummary, trend []Score, checks []string) standardRow {
+func standardRowOf(s *Summary, b BoardStandard, o *OrgSummary, trend []Score, checks []string, marks map[int]string) standardRow {
 	t := o.Tallies[b.ID]
 	sc := t.Score()
 	r := standardRow{Title: b.Title, About: b.About, Score: sc.String(), Valid: sc.Valid, Bar: int(math.Round(sc.Value)),
@@ -344,7 +345,7 @@ func standardRowOf(s *Summary, b BoardStandard, o *OrgSummary, trend []Score, ch
 	}
 	r.Checks = clip(oneLine(strings.Join(titles, "; ")), 2*maxLine)
 	if len(trend) > 1 {
-		r.Spark = newSpark(trend)
+		r.Spark = newSpark(trend, marks)
 	}
 	return r
 }

@@ -187,7 +187,7 @@ func newOrgView(s *Summary, code string, links Links) (*orgView, error) {
 	}
 	if len(root.Trend) == len(s.Trend) && len(s.Trend) > 1 {
 		v.HasTrend = true
-		v.Trend = newChart(s.Trend, root.Trend)
+		v.Trend = newChart(s.Trend, root.Trend, markRuns(s))
 	}
 	v.Windows, v.WindowRuns = windowHeads(s)
 	if !root.Implicit {
@@ -199,7 +199,7 @@ func newOrgView(s *Summary, code string, links Links) (*orgView, error) {
 	}
 	for _, st := range s.Standards {
 		if _, ok := root.Tallies[st.ID]; ok {
-			v.Standards = append(v.Standards, standardRowOf(s, st.BoardStandard, root, nil, st.Checks))
+			v.Standards = append(v.Standards, standardRowOf(s, st.BoardStandard, root, nil, st.Checks, nil))
 		}
 	}
 	var open, accepted, unknown []Finding
@@ -254,6 +254,31 @@ type chart struct {
 	Dots          []dot
 	XTicks, YTick []tick
 	Title         string
+	// Marks are the runs compared with (7, 30, 90 days and a year
+	// before), as dotted vertical lines.
+	Marks []tick
+	Top   float64 // of the plot, for the marks
+}
+
+// markRuns finds the trend positions of the runs compared with.
+func markRuns(s *Summary) map[int]string {
+	at := map[int64]int{}
+	for i, p := range s.Trend {
+		at[p.Run.ID] = i
+	}
+	heads, _ := windowHeads(s)
+	out := map[int]string{}
+	for i, c := range s.Ago {
+		if c.Run == nil {
+			continue
+		}
+		if j, ok := at[c.Run.ID]; ok {
+			if _, dup := out[j]; !dup {
+				out[j] = heads[i] + " ago"
+			}
+		}
+	}
+	return out
 }
 
 type dot struct {
@@ -272,8 +297,8 @@ const maxDots = 60
 
 // newChart plots scores (0–100) at run times. Runs with no score leave a
 // gap in the dots and are skipped by the line.
-func newChart(points []TrendPoint, scores []Score) chart {
-	c := chart{W: 640, H: 200, Left: 40, Bottom: 24, Title: "Score over time"}
+func newChart(points []TrendPoint, scores []Score, marks map[int]string) chart {
+	c := chart{W: 640, H: 200, Left: 40, Bottom: 24, Title: "Score over time", Top: 10}
 	c.Right = c.W - 10
 	// Room on the right for the last date label, centred on its point.
 	plotW, plotH := float64(c.W-c.Left-30), float64(c.H-c.Bottom-10)
@@ -290,6 +315,13 @@ func newChart(points []TrendPoint, scores []Score) chart {
 		if i == 0 || i == n-1 || (n <= 8 || i%((n+5)/6) == 0) && n-1-i > n/12 {
 			c.XTicks = append(c.XTicks, tick{X: x, Y: float64(c.H - 6), Label: p.Run.Started.UTC().Format("2 Jan")})
 		}
+		if l, ok := marks[i]; ok && i < n-1 {
+			// Marks closer than a label's width share the first label.
+			if k := len(c.Marks); k > 0 && x-c.Marks[k-1].X < 48 || x-float64(c.Left) < 30 {
+				l = ""
+			}
+			c.Marks = append(c.Marks, tick{X: x, Y: float64(c.H - c.Bottom), Label: l})
+		}
 		if i >= len(scores) || !scores[i].Valid {
 			continue
 		}
@@ -304,15 +336,18 @@ func newChart(points []TrendPoint, scores []Score) chart {
 }
 
 // newSpark is a small chart of scores (0–100), oldest first, with no axes.
-func newSpark(scores []Score) chart {
+func newSpark(scores []Score, marks map[int]string) chart {
 	c := chart{W: 160, H: 36}
 	n := len(scores)
 	var pts []string
 	for i, s := range scores {
+		x := 2 + 156*float64(i)/float64(max(n-1, 1))
+		if l, ok := marks[i]; ok && i < n-1 {
+			c.Marks = append(c.Marks, tick{X: x, Y: float64(c.H), Label: l})
+		}
 		if !s.Valid {
 			continue
 		}
-		x := 2 + 156*float64(i)/float64(max(n-1, 1))
 		y := 2 + 32*(1-s.Value/100)
 		pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
 	}
