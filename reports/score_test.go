@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -113,5 +114,75 @@ func TestRecordScoresStoresEveryOrganisationAndTheNation(t *testing.T) {
 	}
 	if err := RecordScores(context.Background(), fixture(), testCatalogue(), 3); err == nil {
 		t.Error("a source that keeps no scores: no error")
+	}
+}
+
+func TestUnknownReasonsAreGroupedByClass(t *testing.T) {
+	for reason, class := range map[string]string{
+		"timeout": "timeout", "i/o timed out": "timeout", "unreachable": "refused", "connection refused": "refused",
+		"blocked": "blocked", "needs-admin": "needs-admin", "no-selector": "no-selector", "nxdomain": "nxdomain",
+		"dns": "dns", "canceled": "interrupted", "internal": "error", "": "error", "ocsp-no-issuer": "other",
+	} {
+		if got := UnknownClass(reason); got != class {
+			t.Errorf("UnknownClass(%q) = %q, want %q", reason, got, class)
+		}
+	}
+	u := func(id, reason string) Finding {
+		f := fd("RJ7", "domain", "a.nhs.uk", id, "unknown", "", day1, "")
+		f.Reason = reason
+		return f
+	}
+	gs := groupUntested([]Finding{u("email.dmarc.record", "timeout"), u("tls.min-version", "timeout"),
+		u("tls.min-version", "i/o timed out"), u("email.dmarc.policy", "needs-admin"),
+		fd("RJ7", "domain", "a.nhs.uk", "email.dmarc.record", "fail", "", day1, "")})
+	if len(gs) != 2 || gs[0].Class != "timeout" || gs[0].Count != 3 || gs[0].Checks[0] != "tls.min-version" ||
+		gs[1].Class != "needs-admin" || gs[1].Count != 1 || gs[0].Label == "" {
+		t.Errorf("groups %+v: want 3 timeouts (tls.min-version most) then 1 needs-admin", gs)
+	}
+}
+
+func TestDSPTStatusIsMatchedByODSCode(t *testing.T) {
+	if d, ok := DSPTOf("rj7"); !ok || d.Status != "22/23 Approaching Standards" || d.Published.Format("2006-01-02") != "2023-06-30" {
+		t.Errorf("RJ7: %+v %v", d, ok)
+	}
+	if d, ok := DSPTOf("QWE"); !ok || d.Status != "22/23 Standards Met" {
+		t.Errorf("the ICB QWE: %+v %v", d, ok)
+	}
+	if _, ok := DSPTOf("Y56"); ok {
+		t.Error("a region has a DSPT status")
+	}
+	if !strings.Contains(DSPTLicence(), "MIT License") {
+		t.Error("the DSPT data's licence is not embedded")
+	}
+}
+
+func TestLeagueRanksBestFirstWithTheSevenDayDirection(t *testing.T) {
+	s := mustSummary(t, fixture())
+	v := newBoardView(s, Links{})
+	if len(v.League) == 0 || len(v.Groups) == 0 {
+		t.Fatalf("league %d rows, groups %d", len(v.League), len(v.Groups))
+	}
+	prev := 101.0
+	for _, r := range v.League {
+		o := s.Org(r.Org.Code)
+		if len(o.Children) > 0 {
+			t.Errorf("%s groups others but is in the league", r.Org.Code)
+		}
+		if o.Score.Valid && o.Score.Value > prev {
+			t.Errorf("%s (%v) ranked below a lower score", r.Org.Code, o.Score)
+		}
+		if o.Score.Valid {
+			prev = o.Score.Value
+		}
+	}
+	// RJ7 declined since run 2 (7 days before): 50% → 43%.
+	for _, r := range v.League {
+		if r.Org.Code == "RJ7" && (r.Week.Class != "down" || r.Week.Text != "▼ 7.1") {
+			t.Errorf("RJ7's week %+v, want ▼ 7.1", r.Week)
+		}
+	}
+	// RVR fell furthest: its DMARC record failed again (100% → 25%).
+	if len(v.Declining) != 2 || v.Declining[0].Org.Code != "RVR" || v.Declining[1].Org.Code != "RJ7" {
+		t.Errorf("declining most: %+v", v.Declining)
 	}
 }
