@@ -7,7 +7,7 @@ HOSTS   ?= 0
 FUZZTIME ?= 20s
 PKGS    := ./...
 
-.PHONY: build test demo lint bench fuzz clean checks-md
+.PHONY: build test demo lint bench fuzz clean checks-md screenshots
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/posture
@@ -45,6 +45,11 @@ checks-md: build
 	    /<!-- checks:begin/ { print; printf "%s", t; skip = 1; next } \
 	    /<!-- checks:end -->/ { skip = 0 } !skip' $$f > $$f.tmp && mv $$f.tmp $$f; done
 	rm -f .checks.md.tmp
+
+# The README's screenshot of the board (docs/img/board.png), from the
+# demo's second night, taken by headless Chromium.
+screenshots: build
+	POSTURE_SCREENSHOTS=1 POSTURE_NUCLEI_WORKER=$(CURDIR)/$(BIN) $(GO) test -count=1 -run '^TestBoardScreenshot$$' -v ./cmd/posture/
 
 clean:
 	rm -rf bin $(DEMODIR)
