@@ -154,7 +154,7 @@ func (s *Summary) history(ctx context.Context, src Source, orgs []Org, older []R
 		q := []ScoreQuery{{Runs: ids, Orgs: []string{""}, Standards: standardKeys()}, {Runs: compare, Standards: []string{AllChecks}}}
 		if o.OrgTrends {
 			q[1].Standards = nil
-			q = append(q, ScoreQuery{Runs: ids, Standards: []string{AllChecks}})
+			q = append(q, ScoreQuery{Runs: ids, Standards: []string{AllChecks}, Orgs: o.TrendsFor})
 		}
 		for _, q := range q {
 			if len(q.Runs) == 0 {
@@ -196,7 +196,7 @@ func (s *Summary) history(ctx context.Context, src Source, orgs []Org, older []R
 				n.Ago[i] = idx[c.Run.ID][codeOf(n)]
 			}
 		}
-		if n == s.Estate || o.OrgTrends || !stored {
+		if n == s.Estate || !stored || o.OrgTrends && (o.TrendsFor == nil || slices.Contains(o.TrendsFor, n.Code)) {
 			n.Trend = make([]Score, len(s.Trend))
 			for i, p := range s.Trend[:len(s.Trend)-1] {
 				n.Trend[i] = idx[p.Run.ID][codeOf(n)][AllChecks].Score()

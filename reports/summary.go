@@ -33,6 +33,9 @@ type Options struct {
 	// nation's trend is loaded, and organisations' scores at the runs the
 	// board compares with (the previous run, 7, 30, 90 and 365 days ago).
 	OrgTrends bool
+	// TrendsFor limits OrgTrends to these organisations (one
+	// organisation's report needs its own only).
+	TrendsFor []string
 	MaxRisks  int // worst risks and oldest findings listed (default 25)
 }
 

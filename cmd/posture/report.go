@@ -108,7 +108,11 @@ func reportCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Organisation pages chart each organisation's score over the
 			// year; the board alone needs only the nation's.
-			s, st, err := summaryWith(cmd.Context(), db, reports.Options{OrgTrends: dir != "" || args[0] == "org"})
+			o := reports.Options{OrgTrends: dir != "" || args[0] == "org"}
+			if args[0] == "org" {
+				o.TrendsFor = []string{args[1]}
+			}
+			s, st, err := summaryWith(cmd.Context(), db, o)
 			if err != nil {
 				return err
 			}
