@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	_ "time/tzdata" // --tz works on hosts and images without a zoneinfo database
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
