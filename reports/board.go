@@ -427,6 +427,9 @@ func findingRowOf(s *Summary, f Finding, links Links) findingRow {
 	if t := changeLabel(f.Change); t != "" {
 		r.Tags = append(r.Tags, t)
 	}
+	if pending(f) {
+		r.Tags = append(r.Tags, "Not yet confirmed")
+	}
 	if f.Outcome == check.Warn {
 		r.Tags = append(r.Tags, outcomeLabel(f.Outcome))
 	}

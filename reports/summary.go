@@ -444,6 +444,12 @@ func (o Options) Build(ctx context.Context, src Source, catalogue []check.Meta, 
 	}
 	normalise(resolved)
 	if !hasLifecycle(cur) && len(resolved) == 0 {
+		// No lifecycle: every failure is open (none is pending).
+		for i := range cur {
+			if cur[i].Status == "" && cur[i].Outcome.Counts() {
+				cur[i].Status = StatusOpen
+			}
+		}
 		var prev []Finding // the first run: everything failing is new
 		if s.Previous != nil {
 			if prev, err = findingsOf(ctx, src, s.Previous.ID); err != nil {
@@ -574,10 +580,11 @@ func (s *Summary) listChecks(catalogue []check.Meta) {
 }
 
 // listFindings lists the new and returning problems, the worst risks and
-// the oldest open findings. Accepted risks are in none of them.
+// the oldest open findings. Accepted risks and pending failures are in
+// none of them.
 func (s *Summary) listFindings(maxRisks int) {
 	for _, f := range s.Findings {
-		if f.Status == StatusAccepted {
+		if f.Status == StatusAccepted || pending(f) {
 			continue
 		}
 		if f.Change == ChangeNew || f.Change == ChangeRegressed || f.Change == ChangeReopened {
@@ -715,11 +722,12 @@ func normalise(fs []Finding) {
 		if !f.Outcome.Valid() {
 			f.Outcome = check.Unknown
 		}
-		if f.Status == "" && f.Outcome.Counts() {
-			f.Status = StatusOpen
-		}
 	}
 }
+
+// pending is a failure the lifecycle has not announced yet (not held for
+// its runs): counted in the scores, not listed as a risk.
+func pending(f Finding) bool { return f.Outcome.Counts() && f.Status == "" }
 
 // hasLifecycle reports whether the source keeps finding lifecycles: any
 // change or first-seen time. Then its classification stands, even when it

@@ -1,10 +1,12 @@
 package reports
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -426,5 +428,32 @@ func TestSummaryKeepsTheSourceLifecycleEvenWithNoChanges(t *testing.T) {
 	s := mustSummary(t, src)
 	if c := s.Findings[0].Change; c != "" {
 		t.Errorf("change %q: the summary overrode a source that keeps lifecycles", c)
+	}
+}
+
+func TestPendingFailuresCountInTheScoreButAreNotListedAsRisks(t *testing.T) {
+	src := fixture()
+	// The lifecycle holds this failure back (seen once): no change, no status.
+	p := fd("RAX", check.KindHost, "new.kingstonhospital.nhs.uk", "tls.min-version", check.Fail, "", time.Time{}, "TLS 1.0")
+	p.Status = ""
+	src.findings[3] = append(src.findings[3], p)
+	s := mustSummary(t, src)
+	plain := mustSummary(t, fixture())
+	if got, want := s.Org("RAX").Total.Fail, plain.Org("RAX").Total.Fail+1; got != want {
+		t.Errorf("RAX fails %d, want %d: a pending failure still counts", got, want)
+	}
+	for _, l := range [][]Finding{s.Risks, s.Oldest, s.New} {
+		for _, f := range l {
+			if f.Asset.Name == p.Asset.Name {
+				t.Errorf("the pending failure is listed: %+v", f)
+			}
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteOrgReport(&b, s, "RAX"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Not yet confirmed") {
+		t.Error("RAX's page does not mark its pending failure")
 	}
 }
