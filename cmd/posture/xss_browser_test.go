@@ -113,7 +113,8 @@ func xssStore(t *testing.T, db string) (*store.Store, int64) {
 }
 
 // TestHostileTextInReportsNeverRunsInChromium renders the board (with and
-// without links) and every organisation's page from findings whose every
+// without links), every organisation's page and the HTML part of every
+// organisation's email from findings whose every
 // free-text field holds an XSS payload (browsertest.Payloads), opens each
 // in headless Chromium and asserts: no dialog, no script, no request
 // beyond the file itself, no active element; and every payload's mark is
@@ -137,6 +138,21 @@ func TestHostileTextInReportsNeverRunsInChromium(t *testing.T) {
 	}
 	for _, o := range s.Orgs {
 		files["org-"+o.Code+".html"] = func(f *os.File) error { return reports.WriteOrgReportWith(f, s, o.Code, links) }
+	}
+	// The emails' HTML parts, digests included (every trust has contacts).
+	mails, err := reports.EmailOptions{From: "posture@nhs.net", Digest: true, Limit: 100}.Build(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mails) < 10 {
+		t.Fatalf("%d emails built, want one per trust", len(mails))
+	}
+	for _, m := range mails {
+		if strings.ContainsAny(m.Subject, "\r\n") {
+			t.Errorf("email to %s: subject %q carries a line break (header injection)", m.Org, m.Subject)
+		}
+		html := m.HTML
+		files["email-"+m.Org+".html"] = func(f *os.File) error { _, err := f.WriteString(html); return err }
 	}
 	var text strings.Builder
 	for name, write := range files {
@@ -162,7 +178,7 @@ func TestHostileTextInReportsNeverRunsInChromium(t *testing.T) {
 			t.Errorf("no report shows %s (%s) as text: dropped, or eaten as markup", p.Mark, p.Text)
 		}
 	}
-	if len(files) < 12 {
+	if len(files) < 22 {
 		t.Errorf("only %d reports rendered", len(files))
 	}
 }
