@@ -137,8 +137,9 @@ func runPipeline(ctx context.Context, g *globals, f *scanFlags, st *store.Store,
 		return stats, err
 	}
 	// Reports compute the scores themselves when they are missing: a
-	// failure here costs time later, not a result.
-	if err := RecordRunScores(ctx, st, stats.RunID); err != nil {
+	// failure here costs time later, not a result. The run is complete: a
+	// signal now does not cut its scores short (they take seconds).
+	if err := RecordRunScores(context.WithoutCancel(ctx), st, stats.RunID); err != nil {
 		g.log.Warn("scores of the run not stored; the next report computes them", "run", stats.RunID, "err", err)
 	}
 	if after != nil {

@@ -159,12 +159,12 @@ func serve(ctx context.Context, g *globals, f *serveFlags) error {
 		}
 	case <-ctx.Done():
 		if s.sched.State().Busy {
-			g.log.Info("stopping: the run in progress is interrupted (resumed at the next start)", "grace", f.grace.String())
+			g.log.Info("stopping: a run in progress is interrupted (resumed at the next start); emails being sent are given the grace", "grace", f.grace.String())
 		}
 		select {
 		case <-loop:
 		case <-time.After(f.grace):
-			stopErr = fmt.Errorf("serve: the run did not stop within --grace %s; it is resumed at the next start", f.grace)
+			stopErr = fmt.Errorf("serve: the run or its emails did not finish within --grace %s; the rest is done at the next start", f.grace)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -222,7 +222,12 @@ func (s *service) job(ctx context.Context, slot nightly.Slot) error {
 	if err != nil {
 		return err
 	}
-	cfg.Progress = nil // no progress bar in a service's log
+	// Progress in the service's log: one line a minute and one at each
+	// phase's end (a terminal gets the redrawn line, as scan does).
+	pr := newProgress(s.g.stderr, s.g.log)
+	pr.every = time.Minute
+	pr.attach(&cfg.Options)
+	defer pr.close()
 	s.setServices(cfg)
 	start := time.Now()
 	s.g.log.Info("run starting", "slot", slot.At, "resume", slot.Resume)
@@ -253,6 +258,10 @@ func (s *service) notify(ctx context.Context, st *store.Store, stats *scanner.St
 	if s.f.notify.SMTP == "" {
 		return nil
 	}
+	// The run is complete: a signal now does not cut the sending short,
+	// the shutdown's --grace bounds it (and what is still pending then is
+	// sent at the next start).
+	ctx = context.WithoutCancel(ctx)
 	sum, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
