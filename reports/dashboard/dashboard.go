@@ -147,7 +147,9 @@ func (d *Dashboard) summary(ctx context.Context) (*reports.Summary, error) {
 	if d.sum != nil && d.key == key {
 		return d.sum, nil
 	}
-	s, err := reports.BuildSummary(ctx, source{d.st}, d.cat, run.ID)
+	// Every organisation's trend too: one summary serves the board and
+	// every organisation's page (its chart).
+	s, err := reports.Options{OrgTrends: true}.Build(ctx, source{d.st}, d.cat, run.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -567,3 +567,17 @@ func TestOrganisationFindingsArePaged(t *testing.T) {
 		t.Errorf("unknown organisation: status %d", pg.status)
 	}
 }
+
+// TestOrganisationPageChartsItsTrend: the one cached summary carries every
+// organisation's trend, so each organisation's page has its chart, as
+// `posture report org` writes it.
+func TestOrganisationPageChartsItsTrend(t *testing.T) {
+	f := labFixture(t)
+	srv := serve(t, f.st)
+	get(t, srv, "/") // the board first: its summary serves the organisations
+	for _, code := range f.orgs {
+		if b := get(t, srv, "/org/"+code).body; !strings.Contains(b, "Score over time") || !strings.Contains(b, "<polyline") {
+			t.Errorf("organisation %s: no chart of its score over the %d runs", code, len(f.runs))
+		}
+	}
+}
