@@ -162,7 +162,9 @@ func (s *Scheduler) Loop(ctx context.Context, resume bool) error {
 	var last time.Time // the last slot run
 	if resume {
 		log.Info("running at start")
-		s.run(ctx, log, Slot{At: after, Resume: true})
+		if err := s.run(ctx, log, Slot{At: after, Resume: true}); errors.Is(err, ErrLocked) {
+			s.skip(log, after, SkipLocked)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
