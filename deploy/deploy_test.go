@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nhsx/posture/scanner/lab"
 )
 
 // need finds an external program; missing, the test skips loudly, or
@@ -91,6 +93,8 @@ var hardening = map[string]string{
 	"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces": "yes", "RestrictSUIDSGID": "yes",
 	"RestrictRealtime": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
 	"SystemCallArchitectures": "native", "MemoryMax": "2G",
+	// HOME is writable: nuclei's libraries write ~/.config and ~/.cache.
+	"Environment": "HOME=/var/lib/posture",
 }
 
 var services = []string{"systemd/posture-serve.service", "systemd/posture-scan.service"}
@@ -357,6 +361,9 @@ func TestDockerfileBuildsStaticAndRunsAsNonroot(t *testing.T) {
 	if !strings.HasPrefix(last, "gcr.io/distroless/static") && last != "scratch" {
 		t.Errorf("final stage FROM %s: want distroless/static or scratch", last)
 	}
+	if env := strings.Join(final["ENV"], " "); !strings.Contains(env, "HOME=/data") || !strings.Contains(env, "TMPDIR=/tmp") {
+		t.Errorf("final stage ENV %q: want HOME=/data (nuclei's libraries write ~/.config, ~/.cache) and TMPDIR=/tmp, both volumes", env)
+	}
 	user := final["USER"]
 	if len(user) == 0 || strings.HasPrefix(user[len(user)-1], "0") || strings.HasPrefix(user[len(user)-1], "root") {
 		t.Errorf("final stage USER %v: want a non-root user", user)
@@ -504,4 +511,69 @@ func TestEveryCommandLineParses(t *testing.T) {
 			t.Errorf("%s: posture %s: %v\n%s", where, strings.Join(args, " "), err, tail(out))
 		}
 	}
+}
+
+// TestStaticBinaryWritesOnlyTheDatabaseDirAndTmp runs the static binary as
+// the deployments do (HOME is the database's directory: nuclei's
+// libraries write ~/.config and ~/.cache when the binary starts; TMPDIR
+// its own): `posture scan` of a small lab's mail writes nothing outside
+// the database directory and leaves TMPDIR, the working directory and the
+// configuration as it found them, so a read-only root with /data and /tmp
+// volumes is enough.
+func TestStaticBinaryWritesOnlyTheDatabaseDirAndTmp(t *testing.T) {
+	bin := staticBinary(t)
+	l, err := lab.Start(context.Background(), lab.Config{Domains: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	root := t.TempDir()
+	data, tmp, cwd, etc := filepath.Join(root, "data"), filepath.Join(root, "tmp"), filepath.Join(root, "cwd"), filepath.Join(root, "etc")
+	for _, d := range []string{data, tmp, cwd, etc} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(etc, "estate.yaml"), l.EstateYAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "scan", "--db", filepath.Join(data, "posture.db"), "--estate", filepath.Join(etc, "estate.yaml"),
+		"--resolver", l.DNSAddr, "--only", "email", "--ct-url", "", "--allow-private", "--dns-timeout", "300ms")
+	cmd.Dir = cwd
+	cmd.Env = []string{"HOME=" + data, "TMPDIR=" + tmp, "PATH=/nonexistent"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("posture scan: %v\n%s", err, tail(out))
+	}
+	if !strings.Contains(string(out), "complete") {
+		t.Errorf("posture scan did not complete:\n%s", tail(out))
+	}
+	files := func(dir string) []string {
+		var got []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && p != dir && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, p)
+				got = append(got, rel)
+			}
+			return nil
+		})
+		return got
+	}
+	for dir, want := range map[string][]string{cwd: nil, tmp: nil, etc: {"estate.yaml"}} {
+		if got := files(dir); !slices.Equal(got, want) {
+			t.Errorf("%s after the scan holds %q, want %q", dir, got, want)
+		}
+	}
+	got := files(data)
+	for _, want := range []string{"posture.db", "posture.db.scan.lock", "posture.db.secret-key"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("the database directory lacks %s: %q", want, got)
+		}
+	}
+	for _, f := range got {
+		if !strings.HasPrefix(f, "posture.db") && !strings.HasPrefix(f, ".config/") && !strings.HasPrefix(f, ".cache/") {
+			t.Errorf("the database directory holds %s: neither the database's nor HOME's configuration", f)
+		}
+	}
+	t.Logf("the database directory (HOME) after a scan: %q", got)
 }
