@@ -426,16 +426,21 @@ func TestSummaryFollowsTheNewestCompleteRun(t *testing.T) {
 		}
 		return run.ID
 	}
-	night("first.example.nhs.uk", true)
-	if b := get(t, srv, "/").body; !strings.Contains(b, "first.example.nhs.uk") {
-		t.Fatal("the summary of the only run lacks its finding")
+	// The board says which run it speaks for ("Run N, started …").
+	speaksFor := func(run int64) bool {
+		return strings.Contains(get(t, srv, "/").body, fmt.Sprintf(`<p class="lede">Run %d, started`, run))
 	}
-	night("running.example.nhs.uk", false)
-	if b := get(t, srv, "/").body; strings.Contains(b, "running.example.nhs.uk") {
+	first := night("first.example.nhs.uk", true)
+	if !speaksFor(first) {
+		t.Fatal("the summary is not of the only complete run")
+	}
+	if running := night("running.example.nhs.uk", false); speaksFor(running) {
 		t.Error("the summary shows a run that has not completed")
 	}
-	night("second.example.nhs.uk", true)
-	if b := get(t, srv, "/").body; !strings.Contains(b, "second.example.nhs.uk") {
+	if !speaksFor(first) {
+		t.Error("a run still going replaced the summary of the complete one")
+	}
+	if second := night("second.example.nhs.uk", true); !speaksFor(second) {
 		t.Error("the summary was not rebuilt when a new run completed")
 	}
 }
