@@ -70,6 +70,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"remaining":   func(n int, fs []store.Finding) int { return max(len(fs)-n, 0) },
 	"severityCls": func(s check.Severity) string { return "sev-" + string(s) },
 	"lifeStatus":  lifeStatus,
+	"eventLabel":  eventLabel,
 	"bar":         func(q string) barData { return barData{Q: q} },
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
@@ -483,6 +484,22 @@ func outcomeLabel(o check.Outcome) string {
 		return "Not applicable"
 	}
 	return "–"
+}
+
+func eventLabel(kind string) string {
+	switch kind {
+	case "baseline":
+		return "Open at the first run"
+	case "new":
+		return "New"
+	case "regressed":
+		return "Back again"
+	case "resolved":
+		return "Fixed"
+	case "reopened":
+		return "Reopened: its risk acceptance ended"
+	}
+	return ""
 }
 
 func lifeStatus(s store.LifeStatus) string {

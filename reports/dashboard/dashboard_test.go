@@ -373,6 +373,9 @@ func TestFindingPageShowsItsHistoryAndLifecycle(t *testing.T) {
 			t.Errorf("the history lacks run %d", run)
 		}
 	}
+	if !strings.Contains(hist, "Open at the first run") {
+		t.Error("the history does not say the first run opened it (the baseline)")
+	}
 	if n := strings.Count(hist, "Failing"); n != len(f.runs) {
 		t.Errorf("the history shows %d failing runs, want %d", n, len(f.runs))
 	}

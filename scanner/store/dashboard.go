@@ -23,6 +23,9 @@ type HistoryEntry struct {
 	RunStatus  RunStatus
 	RunStarted time.Time
 	Finding    check.Finding
+	// Event is what completing the run did to the finding's lifecycle:
+	// baseline, new, regressed, resolved or reopened; "" for nothing.
+	Event string
 }
 
 // FindingHistory returns the runs that evaluated finding id, newest first:
@@ -45,7 +48,8 @@ func (s *Store) FindingHistory(ctx context.Context, id string, limit, offset int
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.status, r.started_at, f.check_id, f.rule, f.asset_kind,
 		f.asset_name, f.asset_org, f.asset_domain, f.asset_source, f.outcome, f.severity, f.message,
-		f.remediation, f.standards, f.reason, MAX(`+outcomeRank+`)
+		f.remediation, f.standards, f.reason, MAX(`+outcomeRank+`),
+		COALESCE((SELECT e.kind FROM life_events e WHERE e.run_id = r.id AND e.finding_id = f.finding_id), '')
 		FROM runs r CROSS JOIN findings f ON f.run_id = r.id AND f.finding_id = ?
 		GROUP BY r.id ORDER BY r.id DESC LIMIT ? OFFSET ?`, id, limit, offset)
 	if err != nil {
@@ -62,7 +66,8 @@ func (s *Store) FindingHistory(ctx context.Context, id string, limit, offset int
 		)
 		f, a := &e.Finding, &e.Finding.Asset
 		if err := rows.Scan(&e.RunID, &e.RunStatus, &started, &f.CheckID, &f.Rule, &a.Kind, &a.Name, &a.Org,
-			&a.Domain, &a.Source, &f.Outcome, &f.Severity, &f.Message, &f.Remediation, &std, &f.Reason, &rank); err != nil {
+			&a.Domain, &a.Source, &f.Outcome, &f.Severity, &f.Message, &f.Remediation, &std, &f.Reason, &rank,
+			&e.Event); err != nil {
 			return nil, 0, wrap(err)
 		}
 		if e.RunStarted, err = parseTime(started); err != nil {

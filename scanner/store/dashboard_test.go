@@ -16,7 +16,10 @@ import (
 func TestFindingHistoryListsEachRunNewestFirst(t *testing.T) {
 	ctx := context.Background()
 	s, c := openTemp(t)
-	outcomes := []check.Outcome{check.Fail, check.Pass, check.Warn, check.Unknown, check.Fail}
+	outcomes := []check.Outcome{check.Fail, check.Pass, check.Warn, check.Unknown, check.Fail, check.Pass, check.Pass}
+	// What completing each run did to the lifecycle (hold 2): the first
+	// run is a baseline; the second pass in a row resolves it.
+	events := []string{"baseline", "", "", "", "", "", "resolved", ""}
 	var runs []int64
 	for _, o := range outcomes {
 		runs = append(runs, completeRun(t, s, c, map[string]check.Outcome{"email.dmarc.policy": o}).ID)
@@ -43,8 +46,8 @@ func TestFindingHistoryListsEachRunNewestFirst(t *testing.T) {
 	}
 	for i, e := range all {
 		j := len(runs) - 1 - i
-		if e.RunID != runs[j] || e.Finding.Outcome != outcomes[j] {
-			t.Errorf("entry %d: run %d %s, want run %d %s", i, e.RunID, e.Finding.Outcome, runs[j], outcomes[j])
+		if e.RunID != runs[j] || e.Finding.Outcome != outcomes[j] || e.Event != events[j] {
+			t.Errorf("entry %d: run %d %s %q, want run %d %s %q", i, e.RunID, e.Finding.Outcome, e.Event, runs[j], outcomes[j], events[j])
 		}
 	}
 	if all[0].RunStatus != Running || all[1].RunStatus != Complete {
