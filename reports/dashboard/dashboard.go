@@ -158,6 +158,18 @@ func (d *Dashboard) summary(ctx context.Context) (*reports.Summary, error) {
 	return s, nil
 }
 
+// Warm builds the summary of the newest complete run now, so that the
+// first reader after a run does not wait for it: the nightly service may
+// call it when a run completes (through New's handler:
+// h.(interface{ Warm(context.Context) error })).
+func (d *Dashboard) Warm(ctx context.Context) error {
+	_, err := d.summary(ctx)
+	if errors.Is(err, errNoRun) {
+		return nil
+	}
+	return err
+}
+
 // cached is the summary built last, if any (without waiting for a build).
 func (d *Dashboard) cached() *reports.Summary {
 	if !d.mu.TryLock() {

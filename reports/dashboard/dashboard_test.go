@@ -446,6 +446,15 @@ func TestSummaryFollowsTheNewestCompleteRun(t *testing.T) {
 	if second := night("second.example.nhs.uk", true); !speaksFor(second) {
 		t.Error("the summary was not rebuilt when a new run completed")
 	}
+	// The service warms the summary when a run completes.
+	h := dashboard.New(st, checks.Catalogue())
+	w, ok := h.(interface{ Warm(context.Context) error })
+	if !ok {
+		t.Fatal("the dashboard has no Warm")
+	}
+	if err := w.Warm(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestTruncatedEvidenceSaysSo: evidence over the store's cap is kept as
