@@ -28,6 +28,8 @@ var errNoSummary = errors.New("reports: no summary")
 type Links struct {
 	Org     func(code string) string // the page of an organisation
 	Finding func(id string) string   // the page of a finding (its evidence)
+	// Board is the board's page, linked from organisation pages ("": none).
+	Board string
 }
 
 func (l Links) org(code string) string {

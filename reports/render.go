@@ -127,6 +127,7 @@ func refsText(refs []check.Ref) string {
 // orgView is one organisation's report: it and everything below it.
 type orgView struct {
 	Title, Heading, Code, Lede string
+	BoardHref                  string
 	Tiles                      []tile
 	ScoreNote                  string
 	Trend                      chart
@@ -155,7 +156,7 @@ func newOrgView(s *Summary, code string, links Links) (*orgView, error) {
 	if root == nil {
 		return nil, fmt.Errorf("reports: no organisation %q in run %d", code, s.Run.ID)
 	}
-	v := &orgView{Heading: line(root.Name), Code: line(root.Code), ScoreNote: scoreNote}
+	v := &orgView{Heading: line(root.Name), Code: line(root.Code), ScoreNote: scoreNote, BoardHref: links.Board}
 	v.Title = fmt.Sprintf("Security posture: %s (%s), run %d", v.Heading, v.Code, s.Run.ID)
 	var lede strings.Builder
 	if as := s.Ancestors(code); len(as) > 0 {

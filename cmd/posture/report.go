@@ -163,8 +163,8 @@ func writeBoardDir(dir string, s *reports.Summary) (int, error) {
 		used[strings.ToLower(name)] = true
 		files[o.Code] = name + ".html"
 	}
-	link := func(prefix string) reports.Links {
-		return reports.Links{Org: func(code string) string {
+	link := func(prefix, board string) reports.Links {
+		return reports.Links{Board: board, Org: func(code string) string {
 			if f, ok := files[code]; ok {
 				return prefix + f
 			}
@@ -172,13 +172,13 @@ func writeBoardDir(dir string, s *reports.Summary) (int, error) {
 		}}
 	}
 	if err := writeFile(io.Discard, filepath.Join(dir, "index.html"), func(w io.Writer) error {
-		return reports.WriteBoardWith(w, s, link("orgs/"))
+		return reports.WriteBoardWith(w, s, link("orgs/", ""))
 	}); err != nil {
 		return 0, err
 	}
 	for _, o := range s.Orgs {
 		if err := writeFile(io.Discard, filepath.Join(dir, "orgs", files[o.Code]), func(w io.Writer) error {
-			return reports.WriteOrgReportWith(w, s, o.Code, link(""))
+			return reports.WriteOrgReportWith(w, s, o.Code, link("", "../index.html"))
 		}); err != nil {
 			return 0, err
 		}

@@ -87,8 +87,8 @@ func TestReportBoardDirWritesLinkedPagesAndStoresMissingRollups(t *testing.T) {
 	}
 	// The ICB's page links its trusts beside it; a trust's page charts its
 	// score over the nights.
-	if qwe := read("orgs/QWE.html"); !strings.Contains(qwe, `<a href="RJ7.html">`) {
-		t.Error("QWE.html does not link RJ7.html")
+	if qwe := read("orgs/QWE.html"); !strings.Contains(qwe, `<a href="RJ7.html">`) || !strings.Contains(qwe, `<a href="../index.html">`) {
+		t.Error("QWE.html does not link RJ7.html and the board")
 	}
 	if rj7 := read("orgs/RJ7.html"); !strings.Contains(rj7, "<polyline") || !strings.Contains(rj7, "St George") {
 		t.Error("RJ7.html has no trend chart")
