@@ -36,6 +36,9 @@ type notifyOptions struct {
 	// Warn receives warnings (TLS off, contacts that are not addresses,
 	// recipients refused); nil: discarded.
 	Warn io.Writer
+	// Loc is the zone --digest-day reads the run's start in (serve: the
+	// schedule's); nil: the process's local time.
+	Loc *time.Location
 }
 
 // addNotifyFlags registers the email flags. caFlag names the flag of the
@@ -100,7 +103,11 @@ func (o notifyOptions) mailer() (*reports.Mailer, error) {
 func (o notifyOptions) emailOptions(started time.Time) (reports.EmailOptions, error) {
 	digest := o.Digest
 	if o.DigestDay != "" {
-		due, err := reports.DigestDue(o.DigestDay, started.Local())
+		loc := o.Loc
+		if loc == nil {
+			loc = time.Local
+		}
+		due, err := reports.DigestDue(o.DigestDay, started.In(loc))
 		if err != nil {
 			return reports.EmailOptions{}, usagef("--digest-day %q: want Mon, Tue … Sun", o.DigestDay)
 		}

@@ -208,3 +208,25 @@ func TestNotifyDigestDayOverridesDigest(t *testing.T) {
 		}
 	}
 }
+
+func TestDigestDayIsReadInTheGivenZone(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Skip("no Europe/London zone:", err)
+	}
+	// Sunday 23:30 UTC in summer is Monday 00:30 in London.
+	started := time.Date(2026, 6, 7, 23, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		loc  *time.Location
+		want bool
+	}{{time.UTC, false}, {london, true}} {
+		o := notifyOptions{DigestDay: "Mon", Loc: tc.loc}
+		eo, err := o.emailOptions(started)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eo.Digest != tc.want {
+			t.Errorf("in %s: digest %v, want %v", tc.loc, eo.Digest, tc.want)
+		}
+	}
+}

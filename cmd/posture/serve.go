@@ -83,6 +83,9 @@ func serve(ctx context.Context, g *globals, f *serveFlags) error {
 	if err != nil {
 		return usagef("--schedule: %v", err)
 	}
+	if z, ok := sched.(interface{ Location() *time.Location }); ok {
+		f.notify.Loc = z.Location() // the digest's weekday in the schedule's zone
+	}
 	if f.grace <= 0 {
 		return usagef("--grace must be positive")
 	}

@@ -71,6 +71,10 @@ type zoned struct {
 
 func (z zoned) Next(t time.Time) time.Time { return z.s.Next(t.In(z.loc)) }
 
+// Location is the schedule's time zone, so that what else the service does
+// by the calendar (the weekly digest's day) follows the same clock.
+func (z zoned) Location() *time.Location { return z.loc }
+
 // Clock is the scheduler's time: the real one, or a test's.
 type Clock interface {
 	Now() time.Time

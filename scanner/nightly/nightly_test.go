@@ -306,3 +306,33 @@ func TestMissedFindsTheSlotTheServiceWasDownFor(t *testing.T) {
 		})
 	}
 }
+
+func TestTheScheduleTellsItsZoneForTheCalendarOfTheService(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Skip("no Europe/London zone:", err)
+	}
+	for _, tc := range []struct {
+		name, spec string
+		loc        *time.Location
+		want       string
+	}{
+		{"default UTC", "0 2 * * *", nil, "UTC"},
+		{"--tz", "0 2 * * *", london, "Europe/London"},
+		{"CRON_TZ in the spec", "CRON_TZ=Europe/London 0 2 * * *", nil, "Europe/London"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse(tc.spec, tc.loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			z, ok := s.(interface{ Location() *time.Location })
+			if !ok {
+				t.Fatalf("%T does not tell its zone", s)
+			}
+			if got := z.Location().String(); got != tc.want {
+				t.Errorf("zone %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
