@@ -224,13 +224,18 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, m := range ms {
 		err := s.write(ctx, func(tx *sql.Tx) error {
 			var cur int
-			if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&cur); err != nil {
+			var applied bool
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0),
+				EXISTS (SELECT 1 FROM schema_version WHERE version = ?) FROM schema_version`, m.version).Scan(&cur, &applied); err != nil {
 				return err
 			}
 			if cur > latest {
 				return fmt.Errorf("database schema version %d is newer than this program's %d", cur, latest)
 			}
-			if cur >= m.version {
+			// Each version missing is applied, not only those above the
+			// highest: a database made by a build whose migrations had a gap
+			// (branches landing out of order) gets the ones it lacks.
+			if applied {
 				return nil
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {

@@ -820,3 +820,27 @@ func TestTwoStoresOnOneFileWaitForEachOther(t *testing.T) {
 		t.Errorf("%d findings, want 80", n)
 	}
 }
+
+func TestAMigrationMissingBelowTheHighestIsApplied(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "posture.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A database made by a build that had 0008 but not yet 0007.
+	if _, err := s.w.ExecContext(ctx, "DROP TABLE outbox; DROP TABLE outbox_runs; DELETE FROM schema_version WHERE version = 7"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := count(t, s, "SELECT COUNT(*) FROM schema_version WHERE version = 7"); n != 1 {
+		t.Errorf("migration 7 recorded %d times, want once", n)
+	}
+	if n := count(t, s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"); n != 1 {
+		t.Error("the outbox table of migration 7 is missing after reopening")
+	}
+}
