@@ -156,7 +156,9 @@ type emailView struct {
 	Limit            int
 }
 
-func (v *emailView) Relevant(f Finding) string { return refsText(v.refsOf(f)) }
+// Relevant names the standards by title, as the board does; sections and
+// rule files stay in the catalogue and the evidence view.
+func (v *emailView) Relevant(f Finding) string { return strings.Join(v.StandardsOf(f), "; ") }
 
 // Subject prefixes; a digest is told apart by its prefix.
 const (

@@ -54,11 +54,11 @@ func TestBuildEmailsOnlyToOrganisationsWithChanges(t *testing.T) {
 	}
 	for _, want := range []string{
 		"NEW SINCE THE LAST RUN (2)", "intermediate expired 3 days ago", "FIXED SINCE THE LAST RUN (1)",
-		"STILL OPEN (1)", "open for 14 days", "What to do:  Set p=reject.", "Finding relevant to Service Manual: Using HTTPS; CAF B3.b",
+		"STILL OPEN (1)", "open for 14 days", "What to do:  Set p=reject.", "Finding relevant to GOV.UK Service Manual: HTTPS; NCSC Cyber Assessment Framework (evidence)",
 		"could not check 1 item",
 	} {
 		if !strings.Contains(rj7.Text, want) {
-			t.Errorf("RJ7 text lacks %q", want)
+			t.Errorf("RJ7 text lacks %q:\n%s", want, rj7.Text)
 		}
 	}
 	if strings.Contains(rj7.HTML, "<script") || !strings.Contains(rj7.HTML, "&lt;script&gt;") {
