@@ -180,7 +180,7 @@ func (d *Dashboard) cached() *reports.Summary {
 }
 
 func (d *Dashboard) links() reports.Links {
-	return reports.Links{Org: orgURL, Finding: findingURL}
+	return reports.Links{Org: orgURL, Finding: findingURL, Board: "/"}
 }
 
 func (d *Dashboard) board(w http.ResponseWriter, r *http.Request) {

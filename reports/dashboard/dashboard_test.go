@@ -576,9 +576,14 @@ func TestOrganisationFindingsArePaged(t *testing.T) {
 		}
 		last = r
 	}
-	// The organisation's report links to the list; unknown codes are 404.
-	if !strings.Contains(get(t, srv, "/org/"+root).body, `href="/org/`+root+`/findings"`) {
+	// The organisation's report links to the list and back to the board;
+	// unknown codes are 404.
+	orgPage := get(t, srv, "/org/"+root).body
+	if !strings.Contains(orgPage, `href="/org/`+root+`/findings"`) {
 		t.Error("the organisation's report does not link to its findings")
+	}
+	if !strings.Contains(orgPage, `<a href="/">← The board</a>`) {
+		t.Error("the organisation's report does not link back to the board")
 	}
 	if pg := get(t, srv, "/org/NOPE/findings"); pg.status != http.StatusNotFound {
 		t.Errorf("unknown organisation: status %d", pg.status)
