@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/nhsx/posture/checks"
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/reports"
@@ -246,4 +248,95 @@ func TestBoardScreenshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", out)
+}
+
+// TestHostileEstateNamesNeverRunInChromium: organisation names carrying
+// the payloads come in by the real path (an estate file, `posture scan`
+// of a small lab, `posture report`) and the board and every organisation's
+// page do nothing in Chromium and show the names as text.
+func TestHostileEstateNamesNeverRunInChromium(t *testing.T) {
+	t.Parallel()
+	l, err := lab.Start(context.Background(), lab.Config{Domains: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var est map[string]any
+	if err := yaml.Unmarshal(l.EstateYAML(), &est); err != nil {
+		t.Fatal(err)
+	}
+	orgs, _ := est["organisations"].([]any)
+	if len(orgs) == 0 {
+		t.Fatal("the lab's estate has no organisations")
+	}
+	// The organisations that own the lab's domains and those above them:
+	// their names carry every payload between them (a page each; the
+	// other organisations' pages would only repeat the board).
+	byCode := map[string]map[string]any{}
+	for _, o := range orgs {
+		m := o.(map[string]any)
+		byCode[fmt.Sprint(m["code"])] = m
+	}
+	var codes []string
+	seen := map[string]bool{}
+	for _, o := range orgs {
+		m := o.(map[string]any)
+		if ds, _ := m["domains"].([]any); len(ds) == 0 || len(codes) >= 12 {
+			continue
+		}
+		for c := fmt.Sprint(m["code"]); c != "" && !seen[c] && byCode[c] != nil; c = fmt.Sprint(byCode[c]["parent"]) {
+			seen[c] = true
+			codes = append(codes, c)
+		}
+	}
+	if len(codes) < 3 {
+		t.Fatalf("organisations owning the lab's domains, with their parents: %v", codes)
+	}
+	for i, c := range codes {
+		var names []string
+		for j := i; j < len(browsertest.Payloads); j += len(codes) {
+			names = append(names, browsertest.Payloads[j].Text)
+		}
+		byCode[c]["name"] = fmt.Sprint(byCode[c]["name"]) + " " + strings.Join(names, " ")
+	}
+	dir := t.TempDir()
+	estatePath, db := filepath.Join(dir, "estate.yaml"), filepath.Join(dir, "p.db")
+	b, err := yaml.Marshal(est)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(estatePath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCLI(t, "scan", "--estate", estatePath, "--db", db, "--resolver", l.DNSAddr, "--only", "email",
+		"--ct-url", "", "--allow-private", "--dns-timeout", "300ms"); code != 0 {
+		t.Fatalf("scan: exit %d\n%s%s", code, out, errs)
+	}
+	pages := []string{filepath.Join(dir, "board.html")}
+	if code, out, errs := runCLI(t, "report", "board", "--db", db, "-o", pages[0]); code != 0 {
+		t.Fatalf("report board: exit %d\n%s%s", code, out, errs)
+	}
+	for _, c := range codes {
+		p := filepath.Join(dir, "org-"+c+".html")
+		if code, out, errs := runCLI(t, "report", "org", c, "--db", db, "-o", p); code != 0 {
+			t.Fatalf("report org %s: exit %d\n%s%s", c, code, out, errs)
+		}
+		pages = append(pages, p)
+	}
+	br := browsertest.Start(t)
+	var text strings.Builder
+	for _, p := range pages {
+		pg, err := br.Open("file://" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		browsertest.AssertInert(t, filepath.Base(p), pg, []string{"file://" + p})
+		text.WriteString(pg.Text())
+		pg.Close()
+	}
+	for _, p := range browsertest.Payloads {
+		if !strings.Contains(text.String(), p.Mark) && !strings.Contains(text.String(), p.Text) {
+			t.Errorf("no report shows the organisation name carrying %s as text", p.Mark)
+		}
+	}
 }
