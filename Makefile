@@ -9,8 +9,10 @@ PKGS    := ./...
 
 .PHONY: build test demo lint bench fuzz clean checks-md screenshots
 
+# The binary is static (modernc's SQLite is pure Go), built as deploy/Dockerfile
+# builds it, so `go test ./deploy` reuses this build's compiled packages.
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/posture
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) ./cmd/posture
 
 # The tests that scan with web.nuclei run bin/posture as the nuclei worker
 # (one link of the 160 MB binary instead of one per test binary).
