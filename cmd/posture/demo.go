@@ -139,7 +139,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts, hold int) error {
 		if err := RecordRunScores(ctx, st, stats.RunID); err != nil {
 			return fmt.Errorf("demo: night %d: %w", night, err)
 		}
-		s, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
+		s, err := reports.BuildSummary(ctx, storeSource{Store: st}, checks.Catalogue(), stats.RunID)
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func demo(ctx context.Context, g *globals, dir string, hosts, hold int) error {
 		if err := writeFile(g.stdout, boardPath, func(w io.Writer) error { return reports.WriteBoard(w, s) }); err != nil {
 			return err
 		}
-		fs, err := storeSource{st}.Findings(ctx, stats.RunID)
+		fs, err := storeSource{Store: st}.Findings(ctx, stats.RunID)
 		if err != nil {
 			return err
 		}

@@ -267,7 +267,7 @@ func TestThirtyNightsOfLabHistory(t *testing.T) {
 func checkNight(t *testing.T, n int, st *store.Store, runID int64, night historyNight, orgOf map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	src := storeSource{st}
+	src := storeSource{Store: st}
 	fs, err := src.Findings(ctx, runID)
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func summaryWith(ctx context.Context, db string, o reports.Options) (*reports.Su
 		st.Close()
 		return nil, nil, err
 	}
-	s, err := o.Build(ctx, storeSource{st}, checks.Catalogue(), id)
+	s, err := o.Build(ctx, storeSource{Store: st}, checks.Catalogue(), id)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -229,11 +229,11 @@ func exportCmd(g *globals) *cobra.Command {
 			}
 			defer st.Close()
 			if format == "scores" {
-				runs, rows, err := reports.StoredScores(ctx, storeSource{st}, checks.Catalogue(), days)
+				runs, rows, err := reports.StoredScores(ctx, storeSource{Store: st}, checks.Catalogue(), days)
 				if err != nil {
 					return err
 				}
-				orgs, err := storeSource{st}.Organisations(ctx)
+				orgs, err := storeSource{Store: st}.Organisations(ctx)
 				if err != nil {
 					return err
 				}
@@ -248,7 +248,7 @@ func exportCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			fs, err := storeSource{st}.Findings(ctx, id)
+			fs, err := storeSource{Store: st}.Findings(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -263,40 +263,10 @@ func exportCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// The store's score rollups, as reports read them (ScoreStore).
-
-func (s storeSource) ScoredRuns(ctx context.Context) (map[int64]int, error) {
-	return s.st.ScoredRuns(ctx)
-}
-
-func (s storeSource) ScoreRows(ctx context.Context, q reports.ScoreQuery) ([]reports.ScoreRow, error) {
-	rows, err := s.st.Scores(ctx, store.ScoreQuery{Runs: q.Runs, Orgs: q.Orgs, Standards: q.Standards})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]reports.ScoreRow, len(rows))
-	for i, r := range rows {
-		out[i] = reports.ScoreRow{RunID: r.RunID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
-			Tally: reports.Tally{Earned: r.Earned, Possible: r.Possible, Counts: reports.Counts{Pass: r.Pass, Warn: r.Warn,
-				Fail: r.Fail, Unknown: r.Unknown, NA: r.NA, Accepted: r.Accepted}}}
-	}
-	return out, nil
-}
-
-func (s storeSource) PutScores(ctx context.Context, runID int64, version int, rows []reports.ScoreRow) error {
-	out := make([]store.Score, len(rows))
-	for i, r := range rows {
-		out[i] = store.Score{RunID: runID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
-			Earned: r.Earned, Possible: r.Possible, Pass: r.Pass, Warn: r.Warn, Fail: r.Fail, Unknown: r.Unknown,
-			NA: r.NA, Accepted: r.Accepted}
-	}
-	return s.st.PutScores(ctx, runID, version, out)
-}
-
 // RecordRunScores stores the rolled-up scores of a run that has just
 // completed, so that reports read trends from them and never from old
 // findings. scan, demo and reeval call it after a run completes; so does the
 // nightly service.
 func RecordRunScores(ctx context.Context, st *store.Store, runID int64) error {
-	return reports.RecordScores(ctx, storeSource{st}, checks.Catalogue(), runID)
+	return reports.RecordScores(ctx, storeSource{Store: st}, checks.Catalogue(), runID)
 }

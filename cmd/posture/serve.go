@@ -265,7 +265,7 @@ func (s *service) notify(ctx context.Context, st *store.Store, stats *scanner.St
 	// the shutdown's --grace bounds it (and what is still pending then is
 	// sent at the next start).
 	ctx = context.WithoutCancel(ctx)
-	sum, err := reports.BuildSummary(ctx, storeSource{st}, checks.Catalogue(), stats.RunID)
+	sum, err := reports.BuildSummary(ctx, storeSource{Store: st}, checks.Catalogue(), stats.RunID)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}

@@ -126,7 +126,7 @@ func TestHostileTextInReportsNeverRunsInChromium(t *testing.T) {
 	b := browsertest.Start(t)
 	dir := t.TempDir()
 	st, runID := xssStore(t, filepath.Join(dir, "posture.db"))
-	s, err := reports.BuildSummary(context.Background(), storeSource{st}, checks.Catalogue(), runID)
+	s, err := reports.BuildSummary(context.Background(), storeSource{Store: st}, checks.Catalogue(), runID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/nhsx/posture/checks/check"
 	"github.com/nhsx/posture/reports"
+	"github.com/nhsx/posture/reports/storesource"
 	"github.com/nhsx/posture/scanner/store"
 )
 
@@ -150,7 +151,7 @@ func (d *Dashboard) summary(ctx context.Context) (*reports.Summary, error) {
 	}
 	// Every organisation's trend too: one summary serves the board and
 	// every organisation's page (its chart).
-	s, err := reports.Options{OrgTrends: true}.Build(ctx, source{d.st}, d.cat, run.ID)
+	s, err := reports.Options{OrgTrends: true}.Build(ctx, storesource.Source{Store: d.st}, d.cat, run.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,8 @@
-package dashboard
+// Package storesource adapts the store to what reports read (package
+// reports depends on the check contract only, never on the scanner). The
+// CLI, the nightly service and the dashboard all read through it, so the
+// dashboard shows exactly what `posture report` writes.
+package storesource
 
 import (
 	"context"
@@ -8,13 +12,12 @@ import (
 	"github.com/nhsx/posture/scanner/store"
 )
 
-// source adapts the store to what reports read. It mirrors cmd/posture's
-// storeSource (package main, which cannot be imported), so the dashboard
-// shows what `posture report` writes.
-type source struct{ st *store.Store }
+// Source is the store as reports read it: reports.Source, UnownedSource
+// and ScoreStore.
+type Source struct{ Store *store.Store }
 
-func (s source) Runs(ctx context.Context) ([]reports.Run, error) {
-	runs, err := s.st.Runs(ctx)
+func (s Source) Runs(ctx context.Context) ([]reports.Run, error) {
+	runs, err := s.Store.Runs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -25,8 +28,8 @@ func (s source) Runs(ctx context.Context) ([]reports.Run, error) {
 	return out, nil
 }
 
-func (s source) Organisations(ctx context.Context) ([]reports.Org, error) {
-	orgs, err := s.st.Organisations(ctx)
+func (s Source) Organisations(ctx context.Context) ([]reports.Org, error) {
+	orgs, err := s.Store.Organisations(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -38,8 +41,8 @@ func (s source) Organisations(ctx context.Context) ([]reports.Org, error) {
 }
 
 // Unowned lists the run's names in scope that no estate domain owns.
-func (s source) Unowned(ctx context.Context, runID int64) ([]reports.Unowned, error) {
-	us, err := s.st.Unowned(ctx, runID)
+func (s Source) Unowned(ctx context.Context, runID int64) ([]reports.Unowned, error) {
+	us, err := s.Store.Unowned(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -60,13 +63,13 @@ type runLife struct {
 
 // lifeOf reads the changes, lifecycle and acceptances that bear on a run;
 // an incomplete run has no changes (nothing to compare yet).
-func (s source) lifeOf(ctx context.Context, runID int64) (*runLife, error) {
-	run, err := s.st.Run(ctx, runID)
+func (s Source) lifeOf(ctx context.Context, runID int64) (*runLife, error) {
+	run, err := s.Store.Run(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
 	rl := &runLife{run: run, changes: map[string]store.Change{}, life: map[string]store.Life{}}
-	cs, err := s.st.Changes(ctx, runID)
+	cs, err := s.Store.Changes(ctx, runID)
 	switch {
 	case errors.Is(err, store.ErrRunIncomplete):
 	case err != nil:
@@ -75,11 +78,11 @@ func (s source) lifeOf(ctx context.Context, runID int64) (*runLife, error) {
 		for _, c := range cs {
 			rl.changes[c.ID] = c
 		}
-		if rl.accs, err = s.st.AcceptancesFor(ctx, runID); err != nil {
+		if rl.accs, err = s.Store.AcceptancesFor(ctx, runID); err != nil {
 			return nil, err
 		}
 	}
-	lives, err := s.st.Lifecycle(ctx)
+	lives, err := s.Store.Lifecycle(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +103,8 @@ func acceptanceOf(a *store.Acceptance) *reports.Acceptance {
 // the lifecycle has not announced (pending: not yet held for the hold's
 // runs) has no Change and no Status; one an acceptance covers in the run is
 // accepted, pending or not (accepting a pattern anticipates failures).
-func (s source) Findings(ctx context.Context, runID int64) ([]reports.Finding, error) {
-	fs, err := s.st.Findings(ctx, runID)
+func (s Source) Findings(ctx context.Context, runID int64) ([]reports.Finding, error) {
+	fs, err := s.Store.Findings(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +146,7 @@ func (s source) Findings(ctx context.Context, runID int64) ([]reports.Finding, e
 	return out, nil
 }
 
-func (s source) Resolved(ctx context.Context, runID int64) ([]reports.Finding, error) {
+func (s Source) Resolved(ctx context.Context, runID int64) ([]reports.Finding, error) {
 	rl, err := s.lifeOf(ctx, runID)
 	if err != nil {
 		return nil, err
@@ -160,16 +163,16 @@ func (s source) Resolved(ctx context.Context, runID int64) ([]reports.Finding, e
 }
 
 // The store's score rollups (reports.ScoreStore), so that trends read a
-// few rows a run. PutScores is the dashboard's only write: a run's derived
-// rollups, stored when a summary finds them missing (a database from
-// before rollups), exactly as `posture report` stores them.
+// few rows a run. PutScores stores a run's derived rollups when a summary
+// finds them missing (a database from before rollups): the dashboard's only
+// write.
 
-func (s source) ScoredRuns(ctx context.Context) (map[int64]int, error) {
-	return s.st.ScoredRuns(ctx)
+func (s Source) ScoredRuns(ctx context.Context) (map[int64]int, error) {
+	return s.Store.ScoredRuns(ctx)
 }
 
-func (s source) ScoreRows(ctx context.Context, q reports.ScoreQuery) ([]reports.ScoreRow, error) {
-	rows, err := s.st.Scores(ctx, store.ScoreQuery{Runs: q.Runs, Orgs: q.Orgs, Standards: q.Standards})
+func (s Source) ScoreRows(ctx context.Context, q reports.ScoreQuery) ([]reports.ScoreRow, error) {
+	rows, err := s.Store.Scores(ctx, store.ScoreQuery{Runs: q.Runs, Orgs: q.Orgs, Standards: q.Standards})
 	if err != nil {
 		return nil, err
 	}
@@ -182,12 +185,12 @@ func (s source) ScoreRows(ctx context.Context, q reports.ScoreQuery) ([]reports.
 	return out, nil
 }
 
-func (s source) PutScores(ctx context.Context, runID int64, version int, rows []reports.ScoreRow) error {
+func (s Source) PutScores(ctx context.Context, runID int64, version int, rows []reports.ScoreRow) error {
 	out := make([]store.Score, len(rows))
 	for i, r := range rows {
 		out[i] = store.Score{RunID: runID, Org: r.Org, Parent: r.Parent, Kind: r.Kind, Standard: r.Standard,
 			Earned: r.Earned, Possible: r.Possible, Pass: r.Pass, Warn: r.Warn, Fail: r.Fail, Unknown: r.Unknown,
 			NA: r.NA, Accepted: r.Accepted}
 	}
-	return s.st.PutScores(ctx, runID, version, out)
+	return s.Store.PutScores(ctx, runID, version, out)
 }
