@@ -433,7 +433,7 @@ func findingRowOf(s *Summary, f Finding, links Links) findingRow {
 		r.Tags = append(r.Tags, "Not yet confirmed")
 	}
 	if f.Outcome == check.Warn {
-		r.Tags = append(r.Tags, outcomeLabel(f.Outcome))
+		r.Tags = append(r.Tags, OutcomeLabel(f.Outcome))
 	}
 	if f.Outcome.Counts() || f.Change == ChangeResolved {
 		d := s.DaysOpen(f)

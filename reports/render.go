@@ -21,7 +21,7 @@ var funcs = template.FuncMap{
 	"line":      line,
 	"date":      fmtDate,
 	"datetime":  fmtDateTime,
-	"outcome":   outcomeLabel,
+	"outcome":   OutcomeLabel,
 	"sevLabel":  severityLabel,
 	"indent":    func(d int) int { return min(d, 6) },
 	"take":      take,
@@ -64,8 +64,9 @@ func fmtDateTime(t time.Time) string {
 	return t.UTC().Format("2 Jan 2006 15:04 MST")
 }
 
-// outcomeLabel words outcomes for readers who are not engineers.
-func outcomeLabel(o check.Outcome) string {
+// OutcomeLabel words outcomes for readers who are not engineers (the
+// reports and the dashboard).
+func OutcomeLabel(o check.Outcome) string {
 	switch o {
 	case check.Fail:
 		return "Failing"

@@ -57,7 +57,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2 Jan 2006")
 	},
-	"outcome":     outcomeLabel,
+	"outcome":     reports.OutcomeLabel,
 	"findingURL":  findingURL,
 	"orgURL":      orgURL,
 	"pageURL":     pageURL,
@@ -481,22 +481,6 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
-}
-
-func outcomeLabel(o check.Outcome) string {
-	switch o {
-	case check.Fail:
-		return "Failing"
-	case check.Warn:
-		return "Needs attention"
-	case check.Unknown:
-		return "Could not check"
-	case check.Pass:
-		return "Passing"
-	case check.NA:
-		return "Not applicable"
-	}
-	return "–"
 }
 
 func eventLabel(kind string) string {

@@ -6,10 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 )
 
@@ -245,24 +241,5 @@ func (s *Store) LockOutbox(ctx context.Context) (unlock func(), err error) {
 	if path == "" {
 		return nil, errors.New("store: outbox lock: the database has no file")
 	}
-	name := path + ".notify.lock"
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("store: outbox lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("store: %w (pid %s holds %s)", ErrOutboxBusy, strings.TrimSpace(string(b[:n])), name)
-		}
-		return nil, fmt.Errorf("store: outbox lock: %w", err)
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return lockFile(path+".notify.lock", 0o600, ErrOutboxBusy, "outbox lock")
 }
