@@ -64,6 +64,7 @@ type service struct {
 	schema  int // the schema version Open migrated the database to
 
 	mu       sync.Mutex
+	warm     func(context.Context) error // the dashboard's summary built ahead of its first reader
 	services *scanner.Services
 	names    []string // configured services of the current or last run
 }
@@ -245,6 +246,15 @@ func (s *service) job(ctx context.Context, slot nightly.Slot) error {
 		status = string(store.Failed)
 	}
 	s.metrics.RunDuration.WithLabelValues(status).Observe(time.Since(start).Seconds())
+	s.mu.Lock()
+	warm := s.warm
+	s.mu.Unlock()
+	if warm != nil && status == string(store.Complete) {
+		// The first reader after a night need not wait for its summary.
+		if werr := warm(context.WithoutCancel(ctx)); werr != nil {
+			s.g.log.Warn("dashboard summary", "err", werr)
+		}
+	}
 	if stats != nil {
 		s.g.log.Info("run finished", "run", stats.RunID, "status", stats.Status, "jobs", stats.Jobs,
 			"resumed", stats.Resumed, "already_done", stats.Skipped, "done", stats.Done, "unknown", stats.Unknown,
@@ -354,7 +364,13 @@ func (s *service) serviceHealth() map[string]bool {
 func (s *service) handler(auth dashboard.Auth) (http.Handler, error) {
 	inner := http.NewServeMux()
 	inner.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	inner.Handle("/", dashboard.New(s.st, checks.Catalogue()))
+	dash := dashboard.New(s.st, checks.Catalogue())
+	if w, ok := dash.(interface{ Warm(context.Context) error }); ok {
+		s.mu.Lock()
+		s.warm = w.Warm
+		s.mu.Unlock()
+	}
+	inner.Handle("/", dash)
 	protected, err := dashboard.Protect(inner, auth)
 	if err != nil {
 		return nil, err
