@@ -466,35 +466,7 @@ func BenchmarkFinishRunWithAcceptances(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	fill := func(runID int64, shift int) {
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := range 20000 {
-			a := check.Asset{Kind: check.KindHost, Name: fmt.Sprintf("h%d.example.nhs.uk", i), Org: "RXX"}
-			var evID int64
-			if err := tx.QueryRowContext(ctx, `INSERT INTO evidence (run_id, check_id, asset_key, asset_kind,
-				asset_name, collected_at) VALUES (?, 'tls', ?, 'host', ?, '') RETURNING id`,
-				runID, a.Key(), a.Name).Scan(&evID); err != nil {
-				b.Fatal(err)
-			}
-			var fs []check.Finding
-			for k := range 5 {
-				o := check.Pass
-				if (i+k+shift)%5 == 0 {
-					o = check.Fail
-				}
-				fs = append(fs, finding(fmt.Sprintf("tls.rule%d", k), a, o))
-			}
-			if err := replaceFindings(ctx, tx, runID, evID, fs); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := tx.Commit(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fill := func(runID int64, shift int) { fillHosts(b, s, runID, shift) }
 	for i := range b.N + 1 {
 		r, _, err := s.BeginRun(ctx, fmt.Sprint(i), "")
 		if err != nil {
