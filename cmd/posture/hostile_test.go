@@ -31,15 +31,7 @@ func TestServerTextReachesReportsOnlyEscaped(t *testing.T) {
 	dir, db := demoCopy(t)
 	// The pipeline stored the script as the server sent it (evidence is
 	// data; escaping is the reports' job), in a finding of the xss host.
-	org := ""
-	for _, f := range exportFindings(t, db) {
-		if strings.HasPrefix(f.Asset.Name, "xss.lab-web-hostile") && strings.Contains(f.Message, lab.HostileScript) {
-			org = f.Asset.Org
-		}
-	}
-	if org == "" {
-		t.Fatal("no finding of the lab's xss host quotes what the server sent: the test would prove nothing")
-	}
+	org := xssHostOrg(t, db)
 	board := filepath.Join(dir, "board.html")
 	orgHTML := filepath.Join(dir, "org.html")
 	md := filepath.Join(dir, "board.md")
@@ -157,4 +149,18 @@ func decoder(cte string, r io.Reader) io.Reader {
 		return base64.NewDecoder(base64.StdEncoding, r)
 	}
 	return r
+}
+
+// xssHostOrg is the owner of the lab's xss host in the demo's database db,
+// once a finding there quotes what the server sent (else the tests that
+// look for it escaped would prove nothing).
+func xssHostOrg(t *testing.T, db string) string {
+	t.Helper()
+	for _, f := range exportFindings(t, db) {
+		if strings.HasPrefix(f.Asset.Name, "xss.lab-web-hostile") && strings.Contains(f.Message, lab.HostileScript) {
+			return f.Asset.Org
+		}
+	}
+	t.Fatal("no finding of the lab's xss host quotes what the server sent: the test would prove nothing")
+	return ""
 }

@@ -146,16 +146,25 @@ func (s Source) Findings(ctx context.Context, runID int64) ([]reports.Finding, e
 	return out, nil
 }
 
+// Resolved lists the findings the run announced fixed. It needs only the
+// run's changes, not the whole lifecycle Findings reads.
 func (s Source) Resolved(ctx context.Context, runID int64) ([]reports.Finding, error) {
-	rl, err := s.lifeOf(ctx, runID)
+	run, err := s.Store.Run(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
+	cs, err := s.Store.Changes(ctx, runID)
+	switch {
+	case errors.Is(err, store.ErrRunIncomplete):
+		return nil, nil // nothing is announced before a run completes
+	case err != nil:
+		return nil, err
+	}
 	var out []reports.Finding
-	for _, c := range rl.changes {
+	for _, c := range cs {
 		if c.Kind == store.ChangeResolved {
 			out = append(out, reports.Finding{Finding: c.Finding, ID: c.ID, FirstSeen: c.FirstSeen,
-				LastSeen: c.LastSeen, DaysOpen: c.DaysOpen(rl.run.FinishedAt), Regressions: c.Regressions,
+				LastSeen: c.LastSeen, DaysOpen: c.DaysOpen(run.FinishedAt), Regressions: c.Regressions,
 				Status: reports.StatusResolved, Change: reports.ChangeResolved})
 		}
 	}
